@@ -1,0 +1,3 @@
+module github.com/smpcall/smpcall
+
+go 1.26.0

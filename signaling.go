@@ -1,0 +1,182 @@
+package smpcall
+
+import (
+	"context"
+	"fmt"
+)
+
+// Transport is the boundary between the SDK and the SimpleX side: a running
+// chat core (its WebSocket API), package smp's in-memory core, or an
+// embedder's own SMP stack. Its methods are the chat core's call commands
+// (protocol §8.2) and its events are the core's call events (§8.3), for one
+// chat user. The core keeps at most one call per contact and enforces the
+// protocol's call states (§4); a Transport reports the core's refusals as
+// *ChatError.
+//
+// Concurrency: all methods may be called concurrently from any goroutine and
+// may block until the command is done or ctx ends. Events are delivered in
+// the order the core produced them on the channel returned by Events, which
+// must never be closed before Close is called or the transport fails for
+// good; it is read by one goroutine (the Client's). A Transport must not
+// block its own progress on that channel being read promptly for more than a
+// bounded queue, and must never call back into the Client.
+type Transport interface {
+	// Invite sends an invitation (x.call.inv) to the contact ("/_call invite").
+	// It replaces any current call with that contact.
+	Invite(ctx context.Context, contactID int64, callType CallType) error
+	// Offer accepts a received invitation with an SDP offer ("/_call offer").
+	Offer(ctx context.Context, contactID int64, offer WebRTCCallOffer) error
+	// Answer answers a received offer ("/_call answer").
+	Answer(ctx context.Context, contactID int64, answer WebRTCSession) error
+	// Extra sends more ICE candidates ("/_call extra").
+	Extra(ctx context.Context, contactID int64, extra WebRTCExtraInfo) error
+	// End hangs up or cancels, telling the peer ("/_call end").
+	End(ctx context.Context, contactID int64) error
+	// Reject declines a received invitation locally; nothing is sent to the
+	// caller (protocol §4.4) ("/_call reject").
+	Reject(ctx context.Context, contactID int64) error
+	// Status reports the WebRTC connection state; only the call item changes
+	// ("/_call status").
+	Status(ctx context.Context, contactID int64, status WebRTCCallStatus) error
+	// Invitations lists the pending received invitations ("/_call get").
+	Invitations(ctx context.Context) ([]RcvCallInvitation, error)
+	// Events returns the channel of events; the same channel on every call.
+	Events() <-chan Event
+	// Close stops the transport and closes the events channel. It may be
+	// called more than once.
+	Close() error
+}
+
+// Event is one asynchronous event from a Transport (the chat core's event
+// vocabulary, protocol §8.3) or from a Client (which adds its own). Use a
+// type switch; unknown types may be added in later versions.
+type Event interface {
+	// ContactID returns the contact the event is about, or 0.
+	ContactID() int64
+	event()
+}
+
+// CallInvitationEvent: an invitation was received (callInvitation).
+type CallInvitationEvent struct {
+	Invitation RcvCallInvitation
+}
+
+// CallOfferEvent: the invited contact accepted with an SDP offer (callOffer).
+// It arrives at the caller, which is the WebRTC answerer.
+type CallOfferEvent struct {
+	User    User
+	Contact Contact
+	// CallType is the peer's (the callee's) call type.
+	CallType CallType
+	Offer    WebRTCSession
+	// SharedKey is the media key; nil when either side did not offer a key.
+	SharedKey *SharedKey
+	// AskConfirmation is true when this side asked for encryption but the
+	// peer's offer does not have it: the call would not be frame-encrypted
+	// (protocol §5.1).
+	AskConfirmation bool
+}
+
+// CallAnswerEvent: the caller answered our offer (callAnswer).
+type CallAnswerEvent struct {
+	User    User
+	Contact Contact
+	Answer  WebRTCSession
+}
+
+// CallExtraInfoEvent: the peer sent more ICE candidates (callExtraInfo).
+type CallExtraInfoEvent struct {
+	User      User
+	Contact   Contact
+	ExtraInfo WebRTCExtraInfo
+}
+
+// CallEndedEvent: the peer ended the call (callEnded).
+type CallEndedEvent struct {
+	User    User
+	Contact Contact
+}
+
+// MessageErrorEvent: the core ignored a received message (messageError),
+// e.g. "x.call.answer: wrong call state CSTCallNegotiated" (protocol §4.3).
+// Contact is set when the transport knows which contact sent it (the real
+// core's event does not say; package smp's core does).
+type MessageErrorEvent struct {
+	User         User
+	Contact      *Contact
+	Severity     string
+	ErrorMessage string
+}
+
+// CallItemEvent: a call's chat item was created (New) or its status changed
+// (newChatItems / chatItemUpdated for call items, protocol §9).
+type CallItemEvent struct {
+	User    User
+	Contact Contact
+	New     bool
+	Item    CallItem
+}
+
+// CallItem is the chat item of one call (protocol §9).
+type CallItem struct {
+	ItemID int64
+	// Sent is true on the caller's side (sndCall), false on the callee's (rcvCall).
+	Sent   bool
+	Status CICallStatus
+	// Duration in whole seconds, as the core records it.
+	Duration int
+	// Text is the core's item text, e.g. "outgoing call: ended (00:05)".
+	Text string
+}
+
+// ItemText returns the core's text for a call item (CIContent.hs ciCallInfoText).
+func ItemText(sent bool, status CICallStatus, duration int) string {
+	prefix := "incoming call: "
+	if sent {
+		prefix = "outgoing call: "
+	}
+	mmss := fmt.Sprintf("%02d:%02d", duration/60, duration%60)
+	var s string
+	switch status {
+	case CIStatusPending:
+		s = "calling..."
+	case CIStatusNegotiated:
+		s = "connecting..."
+	case CIStatusProgress:
+		s = "in progress (" + mmss + ")"
+	case CIStatusEnded:
+		s = "ended (" + mmss + ")"
+	default:
+		s = string(status)
+	}
+	return prefix + s
+}
+
+// TransportErrorEvent: the transport lost its connection (Err says why).
+// Calls in progress over it are ended by the Client with that reason.
+type TransportErrorEvent struct {
+	Err error
+}
+
+func (e *CallInvitationEvent) ContactID() int64 { return e.Invitation.Contact.ContactID }
+func (e *CallOfferEvent) ContactID() int64      { return e.Contact.ContactID }
+func (e *CallAnswerEvent) ContactID() int64     { return e.Contact.ContactID }
+func (e *CallExtraInfoEvent) ContactID() int64  { return e.Contact.ContactID }
+func (e *CallEndedEvent) ContactID() int64      { return e.Contact.ContactID }
+func (e *CallItemEvent) ContactID() int64       { return e.Contact.ContactID }
+func (e *TransportErrorEvent) ContactID() int64 { return 0 }
+func (e *MessageErrorEvent) ContactID() int64 {
+	if e.Contact == nil {
+		return 0
+	}
+	return e.Contact.ContactID
+}
+
+func (*CallInvitationEvent) event() {}
+func (*CallOfferEvent) event()      {}
+func (*CallAnswerEvent) event()     {}
+func (*CallExtraInfoEvent) event()  {}
+func (*CallEndedEvent) event()      {}
+func (*MessageErrorEvent) event()   {}
+func (*CallItemEvent) event()       {}
+func (*TransportErrorEvent) event() {}

@@ -1,0 +1,106 @@
+package smp
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/smpcall/smpcall"
+)
+
+// spkiPrefix is the DER of an X.509 SubjectPublicKeyInfo for X25519 up to the
+// key bytes: SEQUENCE { SEQUENCE { OID 1.3.101.110 } BIT STRING (0 unused) }.
+// The core encodes callDhPubKey as this prefix plus the 32 key bytes (protocol §5.2).
+var spkiPrefix = []byte{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00}
+
+// DHPublicKey is an X25519 public key in its callDhPubKey form: padded
+// base64url of the 44-byte DER SubjectPublicKeyInfo, always 60 characters
+// starting "MCowBQYDK2VuAyEA" (protocol §5.2). Decoding requires exactly that
+// structure, as the core does; a raw 32-byte key or another algorithm's key
+// is an error.
+type DHPublicKey [smpcall.KeySize]byte
+
+// String returns the callDhPubKey text.
+func (k DHPublicKey) String() string {
+	der := make([]byte, 0, len(spkiPrefix)+len(k))
+	der = append(der, spkiPrefix...)
+	der = append(der, k[:]...)
+	return base64.URLEncoding.EncodeToString(der)
+}
+
+// MarshalText returns the callDhPubKey text.
+func (k DHPublicKey) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText parses the callDhPubKey text, padded or not.
+func (k *DHPublicKey) UnmarshalText(b []byte) error {
+	v, err := ParseDHPublicKey(string(b))
+	if err != nil {
+		return err
+	}
+	*k = v
+	return nil
+}
+
+// ParseDHPublicKey decodes a callDhPubKey string.
+func ParseDHPublicKey(s string) (DHPublicKey, error) {
+	var k DHPublicKey
+	der, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	if err != nil || s == "" {
+		return k, errors.New("callDhPubKey: not base64url")
+	}
+	if len(der) != len(spkiPrefix)+len(k) || !bytes.Equal(der[:len(spkiPrefix)], spkiPrefix) {
+		return k, fmt.Errorf("callDhPubKey: not an X.509 X25519 public key (%d bytes)", len(der))
+	}
+	copy(k[:], der[len(spkiPrefix):])
+	return k, nil
+}
+
+// keyPair is an X25519 key pair made from 32 bytes of the core's random source.
+type keyPair struct {
+	priv *ecdh.PrivateKey
+	pub  DHPublicKey
+}
+
+// newKeyPair reads the private scalar from r rather than letting crypto/ecdh
+// pick it, so that a seeded Config.Rand gives reproducible keys in tests.
+// X25519 clamps the scalar itself (RFC 7748 §5).
+func newKeyPair(r io.Reader) (*keyPair, error) {
+	var seed [smpcall.KeySize]byte
+	if _, err := io.ReadFull(r, seed[:]); err != nil {
+		return nil, fmt.Errorf("random: %w", err)
+	}
+	return keyPairFromPrivate(seed[:])
+}
+
+func keyPairFromPrivate(raw []byte) (*keyPair, error) {
+	priv, err := ecdh.X25519().NewPrivateKey(raw)
+	if err != nil {
+		return nil, err
+	}
+	kp := &keyPair{priv: priv}
+	copy(kp.pub[:], priv.PublicKey().Bytes())
+	return kp, nil
+}
+
+// sharedKey computes the media key: the raw X25519 output, no KDF (call
+// version 1, protocol §5.2). crypto/ecdh refuses a peer key of low order
+// (all-zero output); the Haskell core would accept it, but such a key can
+// only come from a broken or hostile peer, and a known media key would
+// defeat the frame encryption, so the message is rejected instead.
+func (kp *keyPair) sharedKey(peer DHPublicKey) (smpcall.SharedKey, error) {
+	var k smpcall.SharedKey
+	pub, err := ecdh.X25519().NewPublicKey(peer[:])
+	if err != nil {
+		return k, err
+	}
+	secret, err := kp.priv.ECDH(pub)
+	if err != nil {
+		return k, fmt.Errorf("callDhPubKey: %w", err)
+	}
+	copy(k[:], secret)
+	return k, nil
+}
