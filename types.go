@@ -394,13 +394,21 @@ type SharedKey [KeySize]byte
 
 // ParseSharedKey decodes the text form of a shared key.
 func ParseSharedKey(s string) (SharedKey, error) {
-	var k SharedKey
-	b, err := decodeBase64URL(s)
+	k, err := parseKey(s)
 	if err != nil {
 		return k, fmt.Errorf("shared key: %w", err)
 	}
+	return k, nil
+}
+
+func parseKey(s string) (SharedKey, error) {
+	var k SharedKey
+	b, err := decodeBase64URL(s)
+	if err != nil {
+		return k, err
+	}
 	if len(b) != KeySize {
-		return k, fmt.Errorf("shared key: %d bytes, want %d", len(b), KeySize)
+		return k, fmt.Errorf("%d bytes, want %d", len(b), KeySize)
 	}
 	copy(k[:], b)
 	return k, nil
@@ -420,9 +428,9 @@ func (k SharedKey) MarshalText() ([]byte, error) { return []byte(k.Encode()), ni
 
 // UnmarshalText decodes padded or unpadded base64url of exactly 32 bytes.
 func (k *SharedKey) UnmarshalText(b []byte) error {
-	v, err := ParseSharedKey(string(b))
+	v, err := parseKey(string(b))
 	if err != nil {
-		return errors.Unwrap(err)
+		return err
 	}
 	*k = v
 	return nil
@@ -604,6 +612,13 @@ func (t CoreTime) MarshalText() ([]byte, error) {
 	return []byte(t.UTC().Format("2006-01-02T15:04:05.999999999Z")), nil
 }
 
+// MarshalJSON writes the aeson form as a JSON string (it overrides the
+// method promoted from time.Time).
+func (t CoreTime) MarshalJSON() ([]byte, error) {
+	b, _ := t.MarshalText()
+	return json.Marshal(string(b))
+}
+
 // UnmarshalText accepts RFC 3339 with any number of fractional digits.
 func (t *CoreTime) UnmarshalText(b []byte) error {
 	v, err := time.Parse(time.RFC3339Nano, string(b))
@@ -612,4 +627,13 @@ func (t *CoreTime) UnmarshalText(b []byte) error {
 	}
 	t.Time = v.UTC()
 	return nil
+}
+
+// UnmarshalJSON reads a JSON string with UnmarshalText.
+func (t *CoreTime) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("not an ISO 8601 time string")
+	}
+	return t.UnmarshalText([]byte(s))
 }

@@ -49,8 +49,12 @@ const (
 // Trace describes one message crossing (or failing to cross) a loopback link.
 type Trace struct {
 	From, To string
-	Data     []byte
-	Fate     Fate
+	// Seq numbers the messages sent on this link (1, 2, …) in send order;
+	// traces of one link may arrive out of Seq order (drops are reported at
+	// send time, deliveries when due).
+	Seq  uint64
+	Data []byte
+	Fate Fate
 }
 
 // NetworkConfig configures a Network; nil means defaults.
@@ -340,7 +344,8 @@ type link struct {
 	mu      sync.Mutex
 	faults  Faults
 	rng     *rand.Rand
-	seq     uint64
+	seq     uint64 // delivery order among equal due times
+	sent    uint64 // messages sent on the link, for Trace.Seq
 	pending []*delivery
 	held    *delivery
 	wake    chan struct{}
@@ -353,6 +358,7 @@ type delivery struct {
 	seq  uint64
 	data []byte
 	dup  bool
+	sent uint64
 }
 
 func (n *Network) newLink(from, to *netUser, src, dst *endpoint) *link {
@@ -383,16 +389,18 @@ func (l *link) enqueue(data []byte) {
 	l.mu.Lock()
 	f := l.faults
 	now := time.Now()
+	l.sent++
+	sent := l.sent
 	if f.Drop > 0 && l.rng.Float64() < f.Drop {
 		l.mu.Unlock()
-		l.trace(data, Dropped)
+		l.trace(sent, data, Dropped)
 		return
 	}
 	due := now.Add(f.Delay)
 	if f.Jitter > 0 {
 		due = due.Add(time.Duration(l.rng.Int64N(int64(f.Jitter))))
 	}
-	d := &delivery{due: due, data: data}
+	d := &delivery{due: due, data: data, sent: sent}
 	l.seq++
 	d.seq = l.seq
 	if l.held != nil {
@@ -416,15 +424,15 @@ func (l *link) enqueue(data []byte) {
 	}
 	if f.Duplicate > 0 && l.rng.Float64() < f.Duplicate {
 		l.seq++
-		l.pending = append(l.pending, &delivery{due: d.due, seq: l.seq, data: data, dup: true})
+		l.pending = append(l.pending, &delivery{due: d.due, seq: l.seq, data: data, dup: true, sent: sent})
 	}
 	l.mu.Unlock()
 	l.poke()
 }
 
-func (l *link) trace(data []byte, fate Fate) {
+func (l *link) trace(sent uint64, data []byte, fate Fate) {
 	if l.n.cfg.Trace != nil {
-		l.n.cfg.Trace(Trace{From: l.from.name, To: l.to.name, Data: data, Fate: fate})
+		l.n.cfg.Trace(Trace{From: l.from.name, To: l.to.name, Seq: sent, Data: data, Fate: fate})
 	}
 }
 
@@ -465,12 +473,13 @@ func (l *link) run() {
 			var d *delivery
 			d, wait = l.next(time.Now())
 			if d != nil {
-				l.dst.inbox.Push(d.data)
 				fate := Delivered
 				if d.dup {
 					fate = Duplicated
 				}
-				l.trace(d.data, fate)
+				// Trace first, so that a trace never lags what the receiver saw.
+				l.trace(d.sent, d.data, fate)
+				l.dst.inbox.Push(d.data)
 				continue
 			}
 		}
@@ -493,4 +502,18 @@ func (l *link) run() {
 			}
 		}
 	}
+}
+
+// Inject sends raw bytes from one user to another over their link, as if
+// from's SMP stack had sent them, subject to the link's faults: for tests of
+// what a broken or hostile peer can send.
+func (n *Network) Inject(from, to string, data []byte) error {
+	n.mu.Lock()
+	l := n.links[[2]string{from, to}]
+	n.mu.Unlock()
+	if l == nil {
+		return fmt.Errorf("smp: no link from %q to %q", from, to)
+	}
+	l.enqueue(append([]byte(nil), data...))
+	return nil
 }

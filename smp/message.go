@@ -60,8 +60,8 @@ type Message struct {
 	// Version is the sender's chat version range ("v"); empty means absent.
 	Version string
 	// MsgID is the shared message id (12 random bytes); empty means absent.
-	MsgID []byte
-	Event string
+	MsgID  []byte
+	Event  string
 	CallID smpcall.CallID
 
 	Invitation *CallInvitation
