@@ -1,0 +1,56 @@
+// Package smpcall places and answers end-to-end encrypted 1:1 audio and
+// video calls that interoperate with SimpleX Chat.
+//
+// A SimpleX call has three layers (protocol §1, in the notes this package
+// was built from): the chat-core API (commands such as "/_call invite" and
+// events such as callOffer), the chat protocol (the x.call.* messages that
+// travel over the contact's SMP connection, with an X25519 key agreement),
+// and WebRTC (SDP and ICE carried as LZString-compressed JSON, plus an extra
+// AES-256-GCM layer on every media frame keyed by the agreed sharedKey).
+//
+// # Roles
+//
+// The party that sends the invitation is the WebRTC answerer; the invited
+// party creates the SDP offer when it accepts (x.call.offer), and the caller
+// replies with the answer (x.call.answer).
+//
+// # Entry points
+//
+//   - Transport is the boundary to the SimpleX side, shaped like the chat
+//     core's call API. Package smp implements it: smp.Core does what the chat
+//     core does for calls over any message pipe (an embedder's own SMP
+//     connection), and smp.Network is an in-memory loopback of such cores
+//     for tests and examples.
+//   - Client runs over a Transport: SendInvitation, SendOffer, SendAnswer,
+//     SendExtraInfo, EndCall, Reject, SendCallStatus and PendingInvitations,
+//     with the app-level call state machine (CallState) and an ordered
+//     event stream (Events).
+//   - The wire types (CallType, WebRTCSession, RcvCallInvitation, …) have
+//     JSON identical to the chat core's.
+//
+// # Concurrency
+//
+// Client and smp.Core are safe for concurrent use. Each Client reads its
+// Transport's events in one goroutine and delivers them, with its own
+// CallStateEvent and RingingEvent, in order through an unbounded queue, so
+// a slow reader never stalls a call and no callback runs under a lock.
+// Close ends calls in progress, stops every goroutine the Client started and
+// waits for them; it may be called more than once.
+//
+// # Security
+//
+// End-to-end encrypted: the signaling (every x.call.* message travels inside
+// the SMP connection's double-ratchet encryption, which the chat core or the
+// embedder's SMP stack provides, not this package) and, when both parties
+// have the capability, every media frame (AES-256-GCM with the X25519
+// sharedKey, which is agreed over that encrypted connection, protocol §5 and
+// §7). DTLS-SRTP protects media hop by hop in any case.
+//
+// Not end-to-end encrypted: a call without a sharedKey (a peer without the
+// capability, or askConfirmation), where a TURN relay that also breaks
+// DTLS-SRTP could see media; RTP headers, the clear prefix of each frame (the
+// VP8 frame tag and size, the Opus TOC byte), frame sizes and timing, which
+// any relay sees; and the ICE candidates, which reveal the parties' IP
+// addresses to each other (and to the TURN server, the relay addresses).
+// Keys are never logged: SharedKey's String hides it.
+package smpcall
