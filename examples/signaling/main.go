@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"sync"
@@ -19,13 +20,13 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "signaling:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+func run(w io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -33,7 +34,7 @@ func run() error {
 	net := smp.NewNetwork(&smp.NetworkConfig{Trace: func(t smp.Trace) {
 		printMu.Lock()
 		defer printMu.Unlock()
-		fmt.Printf("%-5s → %-5s %s\n", t.From, t.To, summarize(t.Data))
+		fmt.Fprintf(w, "%-5s → %-5s %s\n", t.From, t.To, summarize(t.Data))
 	}})
 	defer net.Close()
 	aliceCore, err := net.AddUser("alice", nil)
@@ -67,7 +68,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("bob: %s is calling (%s)\n", inv.Invitation.Contact.Name(), inv.Invitation.CallType.Media)
+	fmt.Fprintf(w, "bob: %s is calling (%s)\n", inv.Invitation.Contact.Name(), inv.Invitation.CallType.Media)
 	placeholder := smpcall.WebRTCSession{RTCSession: "{}", RTCIceCandidates: "[]"}
 	if err := bob.SendOffer(ctx, aliceAtBob, smpcall.WebRTCCallOffer{CallType: smpcall.DefaultCallType, RTCSession: placeholder}); err != nil {
 		return err
@@ -97,9 +98,9 @@ func run() error {
 		}
 	}
 	bobInfo, _ := bob.Call(aliceAtBob)
-	fmt.Printf("shared key agreed: %v (equal on both sides: %v)\n",
+	fmt.Fprintf(w, "shared key agreed: %v (equal on both sides: %v)\n",
 		offer.SharedKey != nil, offer.SharedKey != nil && bobInfo.SharedKey != nil && *offer.SharedKey == *bobInfo.SharedKey)
-	fmt.Printf("before end: alice %s, bob %s\n", alice.CallState(bobAtAlice), bob.CallState(aliceAtBob))
+	fmt.Fprintf(w, "before end: alice %s, bob %s\n", alice.CallState(bobAtAlice), bob.CallState(aliceAtBob))
 	if err := alice.EndCall(ctx, bobAtAlice); err != nil {
 		return err
 	}
@@ -107,14 +108,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("bob: call ended (%s)\n", ended.Reason)
+	fmt.Fprintf(w, "bob: call ended (%s)\n", ended.Reason)
 	for _, it := range aliceCore.CallItems(bobAtAlice) {
-		fmt.Printf("alice's chat item: %s\n", it.Text)
+		fmt.Fprintf(w, "alice's chat item: %s\n", it.Text)
 	}
 	for _, it := range bobCore.CallItems(aliceAtBob) {
-		fmt.Printf("bob's chat item:   %s\n", it.Text)
+		fmt.Fprintf(w, "bob's chat item:   %s\n", it.Text)
 	}
-	fmt.Printf("final: alice %s, bob %s\n", alice.CallState(bobAtAlice), bob.CallState(aliceAtBob))
+	fmt.Fprintf(w, "final: alice %s, bob %s\n", alice.CallState(bobAtAlice), bob.CallState(aliceAtBob))
 	return nil
 }
 
