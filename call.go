@@ -176,8 +176,8 @@ type CallInfo struct {
 	AskConfirmation bool
 }
 
-// Call returns a snapshot of the call with the contact, if there is one.
-func (c *Client) Call(contactID int64) (CallInfo, bool) {
+// CallInfo returns a snapshot of the call with the contact, if there is one.
+func (c *Client) CallInfo(contactID int64) (CallInfo, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.calls[contactID]
@@ -206,10 +206,9 @@ func (c *Client) SendInvitation(ctx context.Context, contactID int64, callType C
 	}, func(ctx context.Context) error { return c.t.Invite(ctx, contactID, callType) })
 }
 
-// Accept marks a ringing invitation as accepted while the embedder prepares
-// its offer (app state invitationAccepted). It sends nothing; SendOffer also
-// accepts directly. Errors: ErrClosed, ErrNoCall, ErrInvalidState.
-func (c *Client) Accept(ctx context.Context, contactID int64) error {
+// accept marks a ringing invitation as accepted while the offer is being
+// prepared (app state invitationAccepted). It sends nothing.
+func (c *Client) accept(ctx context.Context, contactID int64) error {
 	return c.command(ctx, contactID, opAccept, nil, nil)
 }
 

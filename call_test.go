@@ -109,8 +109,6 @@ func TestClientWholeCall(t *testing.T) {
 	ring := wait[*smpcall.RingingEvent](t, p.bob)
 	require.Equal(t, "alice", ring.Invitation.Contact.Name())
 	require.Equal(t, smpcall.StateInvitationReceived, p.bob.CallState(p.aliceID))
-	require.NoError(t, p.bob.Accept(ctx, p.aliceID))
-	require.Equal(t, smpcall.StateInvitationAccepted, p.bob.CallState(p.aliceID))
 	require.NoError(t, p.bob.SendOffer(ctx, p.aliceID, smpcall.WebRTCCallOffer{CallType: smpcall.DefaultCallType, RTCSession: session}))
 	require.Equal(t, smpcall.StateOfferSent, p.bob.CallState(p.aliceID))
 
@@ -129,9 +127,9 @@ func TestClientWholeCall(t *testing.T) {
 	require.Equal(t, "from alice", wait[*smpcall.CallExtraInfoEvent](t, p.bob).ExtraInfo.RTCIceCandidates)
 
 	// The shared key is equal on both sides.
-	ai, ok := p.alice.Call(p.bobID)
+	ai, ok := p.alice.CallInfo(p.bobID)
 	require.True(t, ok)
-	bi, ok := p.bob.Call(p.aliceID)
+	bi, ok := p.bob.CallInfo(p.aliceID)
 	require.True(t, ok)
 	require.NotNil(t, ai.SharedKey)
 	require.NotNil(t, bi.SharedKey)
@@ -276,7 +274,6 @@ func TestClientRefusesCommandsOutOfState(t *testing.T) {
 	require.ErrorIs(t, p.alice.SendExtraInfo(ctx, p.bobID, smpcall.WebRTCExtraInfo{}), smpcall.ErrInvalidState)
 	require.ErrorIs(t, p.alice.SendAnswer(ctx, p.bobID, session), smpcall.ErrInvalidState)
 	require.ErrorIs(t, p.alice.Reject(ctx, p.bobID), smpcall.ErrInvalidState)
-	require.ErrorIs(t, p.alice.Accept(ctx, p.bobID), smpcall.ErrInvalidState)
 
 	wait[*smpcall.RingingEvent](t, p.bob)
 	require.ErrorIs(t, p.bob.SendAnswer(ctx, p.aliceID, session), smpcall.ErrInvalidState)
@@ -359,7 +356,7 @@ func TestClientPendingInvitationsAfterRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, invs, 1)
 	require.Equal(t, smpcall.StateInvitationReceived, bob.CallState(aliceID))
-	info, _ := bob.Call(aliceID)
+	info, _ := bob.CallInfo(aliceID)
 	require.NotNil(t, info.SharedKey)
 	require.NoError(t, bob.SendOffer(ctx, aliceID, smpcall.WebRTCCallOffer{CallType: smpcall.DefaultCallType, RTCSession: session}))
 }

@@ -38,7 +38,7 @@ func Example() {
 
 	_ = alice.SendAnswer(ctx, bobAtAlice, session)
 	next[*smpcall.CallAnswerEvent](bob)
-	bobCall, _ := bob.Call(aliceAtBob)
+	bobCall, _ := bob.CallInfo(aliceAtBob)
 	fmt.Println("same key on both sides:", *bobCall.SharedKey == *offer.SharedKey)
 	fmt.Println("alice:", alice.CallState(bobAtAlice), "bob:", bob.CallState(aliceAtBob))
 

@@ -97,7 +97,7 @@ func run(w io.Writer) error {
 			return err
 		}
 	}
-	bobInfo, _ := bob.Call(aliceAtBob)
+	bobInfo, _ := bob.CallInfo(aliceAtBob)
 	fmt.Fprintf(w, "shared key agreed: %v (equal on both sides: %v)\n",
 		offer.SharedKey != nil, offer.SharedKey != nil && bobInfo.SharedKey != nil && *offer.SharedKey == *bobInfo.SharedKey)
 	fmt.Fprintf(w, "before end: alice %s, bob %s\n", alice.CallState(bobAtAlice), bob.CallState(aliceAtBob))
