@@ -1,0 +1,117 @@
+package framecrypt
+
+import (
+	"bytes"
+	"encoding/hex"
+	"testing"
+)
+
+// fuzzKey is a fixed key so that the fuzzer can find frames that start to
+// authenticate only by luck (it cannot), while exercising every length path.
+var fuzzKey = bytes.Repeat([]byte{0x42}, KeySize)
+
+var fuzzPrefixes = [...]int{PrefixAudio, PrefixVideoDelta, PrefixVideoKey}
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// FuzzOpen feeds arbitrary bytes to Open with a prefix from {1, 3, 10}: it
+// must never panic, must return nil with an error, and may succeed only for
+// the unauthenticated web-empty form (exactly n+12 bytes) — random input never
+// authenticates.
+func FuzzOpen(f *testing.F) {
+	f.Add([]byte{}, uint8(0))
+	f.Add([]byte{0x78}, uint8(0))
+	f.Add(mustHex("78000000000000000000000000"), uint8(0))
+	f.Add(mustHex("78742985dd0d95d4cc8dfa66860d78144c000000000000000000000000"), uint8(0))
+	f.Add(mustHex("c7f05d7df2eafd3f812b2a47"), uint8(0))
+	f.Add(mustHex("7107005186c9f2a99e6b3e0a9665ac1eac802d747bd647cd373770e1d24231f6a0a1a2a3a4a5a6a7a8a9aaab"), uint8(1))
+	f.Add(make([]byte, 38), uint8(2))
+	f.Add(make([]byte, 37), uint8(2))
+	f.Add(make([]byte, 22), uint8(2))
+
+	c, err := New(fuzzKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	// Genuinely sealed frames under the fuzz key, one per prefix.
+	iv := mustHex("0c0d0e0f1011121314151617")
+	f.Add(c.SealWithIV(nil, []byte{0x78, 1, 2, 3}, PrefixAudio, iv), uint8(0))
+	f.Add(c.SealWithIV(nil, mustHex("71070048656c6c6f"), PrefixVideoDelta, iv), uint8(1))
+	f.Add(c.SealWithIV(nil, mustHex("5019009d012a8002e001"), PrefixVideoKey, iv), uint8(2))
+	f.Fuzz(func(t *testing.T, frame []byte, sel uint8) {
+		n := fuzzPrefixes[int(sel)%len(fuzzPrefixes)]
+		orig := bytes.Clone(frame)
+		out, err := c.Open(nil, frame, n)
+		if !bytes.Equal(orig, frame) {
+			t.Fatal("Open modified its input")
+		}
+		if err != nil {
+			if out != nil {
+				t.Fatal("non-nil output with error")
+			}
+			if len(frame) < n+Overhead && err != ErrShort {
+				t.Fatalf("len %d n %d: %v, want ErrShort", len(frame), n, err)
+			}
+			return
+		}
+		switch {
+		case len(frame) == n+IVSize:
+			if !bytes.Equal(out, frame[:n]) {
+				t.Fatal("web-empty form did not return the clear prefix")
+			}
+		case len(frame) >= n+Overhead:
+			// Only possible for genuinely sealed input (e.g. the seeds).
+			if len(out) != len(frame)-Overhead || !bytes.Equal(out[:n], frame[:n]) {
+				t.Fatal("bad plaintext length or prefix")
+			}
+		default:
+			t.Fatalf("len %d n %d accepted", len(frame), n)
+		}
+	})
+}
+
+// FuzzSealOpen checks that Open(Seal(frame)) gives frame back for arbitrary
+// frames and prefixes, with the output always len(frame)+Overhead long.
+func FuzzSealOpen(f *testing.F) {
+	f.Add([]byte{}, 1)
+	f.Add([]byte{0x78}, 1)
+	f.Add(mustHex("5019009d012a8002e0010102030405060708090a0b0c0d0e0f"), 10)
+	f.Add(mustHex("71070048656c6c6f2c20564038206465"), 3)
+	f.Add([]byte("short"), 10)
+	f.Add([]byte("negative"), -4)
+
+	c, err := New(fuzzKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte, prefix int) {
+		sealed := c.Seal(nil, frame, prefix)
+		if len(sealed) != len(frame)+Overhead {
+			t.Fatalf("sealed len %d, frame len %d", len(sealed), len(frame))
+		}
+		n := min(max(prefix, 0), len(frame))
+		if !bytes.Equal(sealed[:n], frame[:n]) {
+			t.Fatal("clear prefix changed")
+		}
+		out, err := c.Open(nil, sealed, n)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if !bytes.Equal(out, frame) {
+			t.Fatal("round trip mismatch")
+		}
+		if len(sealed) > n {
+			bad := bytes.Clone(sealed)
+			bad[len(bad)-1] ^= 1 // IV bit
+			if _, err := c.Open(nil, bad, n); err != ErrAuth {
+				t.Fatalf("tampered IV: %v", err)
+			}
+		}
+	})
+}
