@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/smpcall/smpcall/internal/eventq"
 )
 
@@ -27,6 +29,42 @@ type Config struct {
 	CloseTimeout time.Duration
 	// Now returns the current time; tests set it. Default time.Now.
 	Now func() time.Time
+
+	// The fields below configure the calls of the high-level path
+	// (PlaceCall, AcceptCall).
+
+	// ICEServers are the STUN/TURN servers. nil means DefaultICEServers (the
+	// SimpleX apps' public servers); an empty non-nil slice means none
+	// (host candidates only).
+	ICEServers []ICEServer
+	// RelayOnly uses TURN relay candidates only, as the SimpleX apps do by
+	// default (protocol §6.7): the peer never learns this side's IP address,
+	// and a default-configured SimpleX app connects only over a relay.
+	// Default false (all candidate types).
+	RelayOnly bool
+	// AllowUnencrypted lets a call proceed without frame encryption (a peer
+	// without the capability, or askConfirmation, protocol §5.1); media is
+	// then protected by DTLS-SRTP only, so a TURN relay that also broke DTLS
+	// could see it. Default false: such calls end with ErrUnencrypted.
+	AllowUnencrypted bool
+	// ConnectTimeout ends a call that has not connected this long after its
+	// peer connection was created. Default 30 s (the apps' timeout, protocol §6.6).
+	ConnectTimeout time.Duration
+	// SignalingTimeout bounds each signaling command a call sends. Default 15 s.
+	SignalingTimeout time.Duration
+	// ICE is the candidate batching (protocol §6.5); zero fields take the defaults.
+	ICE ICEBatching
+	// MaxMessageSize is the largest x.call.* chat message JSON, in bytes, that
+	// a call produces; candidates that do not fit go to later extras.
+	// Default 13,000 (below SMP's post-quantum message size).
+	MaxMessageSize int
+	// SettingEngine, if set, configures pion for every call (network
+	// interfaces, vnet, timeouts). Tests use it to stay on loopback. It is
+	// copied; later changes have no effect. Default: pion's defaults.
+	SettingEngine *webrtc.SettingEngine
+	// DecryptFailureThreshold is how many consecutive frames of one stream
+	// must fail to decrypt before a DecryptFailingEvent. Default 5.
+	DecryptFailureThreshold int
 }
 
 func (c *Config) withDefaults() Config {
@@ -45,6 +83,22 @@ func (c *Config) withDefaults() Config {
 	}
 	if v.Now == nil {
 		v.Now = time.Now
+	}
+	if v.ICEServers == nil {
+		v.ICEServers = DefaultICEServers
+	}
+	if v.ConnectTimeout <= 0 {
+		v.ConnectTimeout = 30 * time.Second
+	}
+	if v.SignalingTimeout <= 0 {
+		v.SignalingTimeout = 15 * time.Second
+	}
+	v.ICE = v.ICE.withDefaults()
+	if v.MaxMessageSize <= 0 {
+		v.MaxMessageSize = 13000
+	}
+	if v.DecryptFailureThreshold <= 0 {
+		v.DecryptFailureThreshold = 5
 	}
 	return v
 }
@@ -99,6 +153,7 @@ type Client struct {
 	mu       sync.Mutex
 	calls    map[int64]*callEntry
 	contacts map[int64]Contact
+	handles  map[int64]*Call // calls of the high-level path, by contact
 	closed   bool
 
 	out  *eventq.Queue[Event]
@@ -135,6 +190,7 @@ func NewClient(t Transport, cfg *Config) (*Client, error) {
 		cfg:      cfg.withDefaults(),
 		calls:    make(map[int64]*callEntry),
 		contacts: make(map[int64]Contact),
+		handles:  make(map[int64]*Call),
 		done:     make(chan struct{}),
 	}
 	c.log = c.cfg.Logger
@@ -308,6 +364,24 @@ func (c *Client) Close() error {
 	var err error
 	c.once.Do(func() {
 		c.mu.Lock()
+		handles := make([]*Call, 0, len(c.handles))
+		for _, h := range c.handles {
+			handles = append(handles, h)
+		}
+		c.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CloseTimeout)
+		for _, h := range handles {
+			h.post(endMsg{reason: ReasonClosed, sendEnd: true})
+		}
+		for _, h := range handles {
+			select {
+			case <-h.done:
+			case <-ctx.Done():
+			}
+		}
+		cancel()
+
+		c.mu.Lock()
 		var toEnd []int64
 		for id, e := range c.calls {
 			if e.state.Active() && e.state != StateInvitationReceived {
@@ -317,7 +391,7 @@ func (c *Client) Close() error {
 		c.closed = true
 		c.mu.Unlock()
 
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CloseTimeout)
+		ctx, cancel = context.WithTimeout(context.Background(), c.cfg.CloseTimeout)
 		for _, id := range toEnd {
 			if e := c.t.End(ctx, id); e != nil {
 				c.log.Warn("smpcall: ending call on close", "contact", id, "err", e)
@@ -464,7 +538,11 @@ func (c *Client) setState(e *callEntry, to CallState, reason EndReason) {
 		return
 	}
 	c.log.Debug("smpcall: call state", "contact", e.contact.ContactID, "from", from, "to", to, "reason", reason)
-	c.out.Push(&CallStateEvent{Contact: e.contact, From: from, To: to, Reason: reason})
+	ev := &CallStateEvent{Contact: e.contact, From: from, To: to, Reason: reason}
+	c.out.Push(ev)
+	if h := c.handles[e.contact.ContactID]; h != nil && to == StateEnded {
+		h.post(ev)
+	}
 	if to == StateEnded && c.calls[e.contact.ContactID] == e {
 		delete(c.calls, e.contact.ContactID)
 	}
@@ -528,6 +606,15 @@ func (c *Client) handle(ev Event) {
 		}
 		c.mu.Unlock()
 		return
+	}
+	// The high-level call with this contact, if any, gets the signaling events.
+	if h := c.handles[ev.ContactID()]; h != nil {
+		switch ev.(type) {
+		case *CallOfferEvent, *CallAnswerEvent, *CallExtraInfoEvent:
+			defer h.post(ev)
+		}
+	}
+	switch ev := ev.(type) {
 	case *CallOfferEvent:
 		c.contacts[ev.Contact.ContactID] = ev.Contact
 		c.apply(ev.Contact, opRecvOffer, "", func(e *callEntry) {
@@ -570,4 +657,105 @@ func (c *Client) apply(contact Contact, op callOp, reason EndReason, update func
 		update(e)
 	}
 	c.setState(e, to, reason)
+}
+
+// PlaceCall invites the contact and drives the call to connected: it sends
+// the invitation (this side will be the WebRTC answerer), answers the
+// contact's offer with frame encryption when both sides have the key, and
+// runs ICE. It returns once the invitation is sent; use the Call's
+// WaitConnected, Done and End. There is no answer timeout (as in the
+// apps): the caller rings until the contact accepts or someone ends.
+// Errors: those of SendInvitation.
+func (c *Client) PlaceCall(ctx context.Context, contactID int64, opts *CallOptions) (*Call, error) {
+	media := MediaVideo
+	if opts != nil && opts.Media != "" {
+		media = opts.Media
+	}
+	if !media.Valid() {
+		return nil, fmt.Errorf("smpcall: place call: invalid media %q", media)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if h := c.handles[contactID]; h != nil {
+		c.mu.Unlock()
+		return nil, &StateError{Op: "place call", ContactID: contactID, State: c.stateOf(contactID)}
+	}
+	k := c.newCall(c.contactOrID(contactID), false, media, opts)
+	c.handles[contactID] = k
+	c.mu.Unlock()
+
+	// Register before sending: the offer may arrive before this returns.
+	err := c.SendInvitation(ctx, contactID, CallType{Media: media, Capabilities: CallCapabilities{Encryption: true}})
+	if err != nil {
+		c.mu.Lock()
+		if c.handles[contactID] == k {
+			delete(c.handles, contactID)
+		}
+		c.mu.Unlock()
+		k.inbox.Close()
+		k.cancel()
+		return nil, err
+	}
+	c.startCall(k)
+	return k, nil
+}
+
+// AcceptCall accepts the contact's ringing invitation and drives the call
+// to connected: this side creates the SDP offer (four m-lines, protocol
+// §6.4), encrypting frames with the shared key from the invitation. If the
+// invitation has no key and Config.AllowUnencrypted is false, the call is
+// ended and WaitConnected returns ErrUnencrypted. Errors: ErrClosed,
+// ErrNoCall, ErrInvalidState.
+func (c *Client) AcceptCall(ctx context.Context, contactID int64, opts *CallOptions) (*Call, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	e := c.calls[contactID]
+	if e == nil || !e.state.Active() {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("smpcall: accept call with contact %d: %w", contactID, ErrNoCall)
+	}
+	if e.state != StateInvitationReceived || c.handles[contactID] != nil {
+		st := e.state
+		c.mu.Unlock()
+		return nil, &StateError{Op: "accept call", ContactID: contactID, State: st}
+	}
+	media := e.peerType.Media
+	k := c.newCall(e.contact, true, media, opts)
+	c.handles[contactID] = k
+	c.mu.Unlock()
+	if err := c.accept(ctx, contactID); err != nil {
+		c.mu.Lock()
+		if c.handles[contactID] == k {
+			delete(c.handles, contactID)
+		}
+		c.mu.Unlock()
+		k.inbox.Close()
+		k.cancel()
+		return nil, err
+	}
+	c.startCall(k)
+	return k, nil
+}
+
+func (c *Client) startCall(k *Call) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		k.run()
+	}()
+}
+
+// dropCall forgets a finished high-level call.
+func (c *Client) dropCall(k *Call) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.handles[k.contact.ContactID] == k {
+		delete(c.handles, k.contact.ContactID)
+	}
 }
