@@ -3,6 +3,7 @@ package smpcall_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -438,3 +439,95 @@ func rtcpayloadDecode(s string) (string, error) {
 }
 
 func splitLines(s string) []string { return strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") }
+
+func TestConnectTimeoutEndsTheCall(t *testing.T) {
+	short := func(c *smpcall.Config) { c.ConnectTimeout = 300 * time.Millisecond }
+	// Bob has no usable network interface: ICE cannot succeed.
+	noNet := func(c *smpcall.Config) {
+		short(c)
+		se := loopbackSettings()
+		se.SetInterfaceFilter(func(string) bool { return false })
+		c.SettingEngine = se
+	}
+	alice, bob, _ := newRTCPair(t, rtcConfig(short), rtcConfig(noNet), nil)
+	ac, err := alice.client.PlaceCall(ctx, alice.peerID, nil)
+	require.NoError(t, err)
+	wait[*smpcall.RingingEvent](t, bob.client)
+	bc, err := bob.client.AcceptCall(ctx, bob.peerID, nil)
+	require.NoError(t, err)
+	_, errB := bc.WaitConnected(ctx)
+	_, errA := ac.WaitConnected(ctx)
+	ra, _ := ac.Reason()
+	rb, _ := bc.Reason()
+	// Whichever timer fires first ends the call; the other side hears x.call.end.
+	require.True(t, errors.Is(errA, smpcall.ErrConnectTimeout) || errors.Is(errB, smpcall.ErrConnectTimeout), "%v / %v", errA, errB)
+	require.Contains(t, []smpcall.EndReason{smpcall.ReasonConnectTimeout, smpcall.ReasonPeerEnded}, ra)
+	require.Contains(t, []smpcall.EndReason{smpcall.ReasonConnectTimeout, smpcall.ReasonPeerEnded}, rb)
+	require.Equal(t, smpcall.StateNone, alice.client.CallState(alice.peerID))
+}
+
+// No x.call.* message exceeds Config.MaxMessageSize: candidates that do not
+// fit in the offer or answer go to extras (protocol §6.5).
+func TestMessageSizeLimitMovesCandidatesToExtras(t *testing.T) {
+	multi := func(limit int) func(*smpcall.Config) {
+		return func(c *smpcall.Config) {
+			se := loopbackSettings()
+			se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
+			c.SettingEngine = se
+			c.MaxMessageSize = limit
+		}
+	}
+	run := func(limit int) (sizes map[string][]int) {
+		sizes = map[string][]int{}
+		var mu sync.Mutex
+		n := smp.NewNetwork(&smp.NetworkConfig{Trace: func(tr smp.Trace) {
+			m, err := smp.DecodeMessage(tr.Data)
+			require.NoError(t, err)
+			mu.Lock()
+			sizes[m.Event] = append(sizes[m.Event], len(tr.Data))
+			mu.Unlock()
+		}})
+		defer n.Close()
+		ac, _ := n.AddUser("alice", nil)
+		bc, _ := n.AddUser("bob", nil)
+		bobID, aliceID, err := n.Connect("alice", "bob")
+		require.NoError(t, err)
+		a, err := smpcall.NewClient(ac, rtcConfig(multi(limit)))
+		require.NoError(t, err)
+		defer a.Close()
+		b, err := smpcall.NewClient(bc, rtcConfig(multi(limit)))
+		require.NoError(t, err)
+		defer b.Close()
+		call, err := a.PlaceCall(ctx, bobID, &smpcall.CallOptions{Media: smpcall.MediaAudio})
+		require.NoError(t, err)
+		wait[*smpcall.RingingEvent](t, b)
+		answer, err := b.AcceptCall(ctx, aliceID, nil)
+		require.NoError(t, err)
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_, err = call.WaitConnected(wctx)
+		require.NoError(t, err)
+		_, err = answer.WaitConnected(wctx)
+		require.NoError(t, err)
+		require.NoError(t, call.End(ctx))
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string][]int{}
+		for k, v := range sizes {
+			out[k] = append([]int(nil), v...)
+		}
+		return out
+	}
+	free := run(13000)
+	require.Len(t, free["x.call.offer"], 1)
+	require.Empty(t, free["x.call.extra"], "with room, every candidate rides in the offer and answer")
+
+	limit := free["x.call.offer"][0] - 1
+	tight := run(limit)
+	require.NotEmpty(t, tight["x.call.extra"], "what did not fit went to extras")
+	for ev, ss := range tight {
+		for _, s := range ss {
+			require.LessOrEqual(t, s, limit, ev)
+		}
+	}
+}
