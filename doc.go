@@ -25,6 +25,11 @@
 //     SendExtraInfo, EndCall, Reject, SendCallStatus and PendingInvitations,
 //     with the app-level call state machine (CallState) and an ordered
 //     event stream (Events).
+//   - PlaceCall and AcceptCall are the high-level path: they drive one pion
+//     PeerConnection per call to connected (SimpleX-compatible offers and
+//     answers, ICE batching, TURN and relay-only, connection status) and
+//     return a *Call whose media Sources and Sinks carry plain frames while
+//     every frame on the wire is encrypted with the shared key.
 //   - The wire types (CallType, WebRTCSession, RcvCallInvitation, …) have
 //     JSON identical to the chat core's.
 //
