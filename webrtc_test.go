@@ -531,3 +531,23 @@ func TestMessageSizeLimitMovesCandidatesToExtras(t *testing.T) {
 		}
 	}
 }
+
+// With host candidates only, gathering completes at once and the offer and
+// answer go out then: they do not wait for the initial-batch timer
+// (protocol §6.5). With a 60 s timer the call still connects within the
+// test's 15 s bound.
+func TestOfferDoesNotWaitForTheTimerWhenGatheringCompletes(t *testing.T) {
+	slow := func(c *smpcall.Config) { c.ICE.InitialDelay = 60 * time.Second }
+	alice, bob, _ := newRTCPair(t, rtcConfig(slow), rtcConfig(slow), nil)
+	ac, err := alice.client.PlaceCall(ctx, alice.peerID, &smpcall.CallOptions{Media: smpcall.MediaAudio})
+	require.NoError(t, err)
+	wait[*smpcall.RingingEvent](t, bob.client)
+	bc, err := bob.client.AcceptCall(ctx, bob.peerID, nil)
+	require.NoError(t, err)
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err = ac.WaitConnected(wctx)
+	require.NoError(t, err)
+	_, err = bc.WaitConnected(wctx)
+	require.NoError(t, err)
+}
