@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"sync"
 )
 
@@ -33,6 +34,9 @@ var (
 	// ErrAuth is returned by Open when AES-GCM authentication fails (wrong key,
 	// tampered ciphertext, tag or IV, or a wrong prefix length).
 	ErrAuth = errors.New("framecrypt: frame authentication failed")
+	// ErrInvalidKey is wrapped by the errors of ParseKey and New. Their
+	// messages say what is wrong but never contain key material.
+	ErrInvalidKey = errors.New("framecrypt: invalid key")
 )
 
 // PrefixVP8 returns the clear prefix length for a VP8 frame: PrefixVideoKey
@@ -54,18 +58,24 @@ func PrefixVP8(frame []byte) int {
 
 // Cipher encrypts and decrypts media frames under one call key.
 //
-// A Cipher is safe for concurrent use by multiple goroutines: the AES-GCM
-// instance is immutable after New, and the IV source is guarded by a mutex.
+// A Cipher is safe for concurrent use by multiple goroutines (for example the
+// audio and video send and receive loops of one call sharing it): the AES-GCM
+// instance is built once by New and is immutable afterwards, and the IV
+// source is guarded by a mutex. Concurrent calls must of course not share
+// their dst buffers.
 type Cipher struct {
 	aead cipher.AEAD
 	ivs  ivSource
 }
 
-// New returns a Cipher for the 32-byte raw AES-256 key. The error never
-// contains key material.
+// New returns a Cipher for the 32-byte raw AES-256 key (the result of
+// ParseKey). Any other length is an error wrapping ErrInvalidKey; the error
+// never contains key material. The AES key schedule and the GCM instance are
+// built here once, so Seal and Open do no per-frame setup; New does not
+// retain key, so the caller may wipe it afterwards.
 func New(key []byte) (*Cipher, error) {
 	if len(key) != KeySize {
-		return nil, fmt.Errorf("framecrypt: key must be %d bytes, got %d", KeySize, len(key))
+		return nil, fmt.Errorf("%w: must be %d bytes, got %d", ErrInvalidKey, KeySize, len(key))
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
@@ -149,13 +159,20 @@ func (c *Cipher) seal(dst, frame []byte, prefix int, iv []byte) []byte {
 //
 //   - len(frame) == prefix+12: the web page's form for a frame with nothing
 //     after the clear prefix (prefix||IV, no tag). The prefix bytes are
-//     returned; there is nothing to authenticate, and they are clear anyway.
-//   - len(frame) < prefix+12, or prefix+12 < len(frame) < prefix+28: ErrShort.
+//     returned, as the page's decoder does; there is nothing to
+//     authenticate, and they were sent in clear anyway. (Someone on the path
+//     can thus cut a frame down to its clear prefix, which is no more than
+//     dropping it; no encrypted content can be forged this way.)
+//   - len(frame) < prefix+12 (including prefix > len(frame)), or
+//     prefix+12 < len(frame) < prefix+28: ErrShort. The page would return
+//     the first n bytes of a frame shorter than n+12 unchecked; we do not.
 //   - otherwise the rest is authenticated and decrypted; failure is ErrAuth
-//     and nothing is returned (the frame must be dropped).
+//     and no plaintext is returned (the frame must be dropped).
 //
-// On error the returned slice is nil; on success it is never nil. To decrypt in place, pass frame[:0] as
-// dst; otherwise the spare capacity of dst must not overlap frame.
+// On error the returned slice is nil (the spare capacity of dst may hold the
+// clear prefix); on success it is never nil. To decrypt in place, pass
+// frame[:0] as dst; otherwise the spare capacity of dst must not overlap
+// frame.
 func (c *Cipher) Open(dst, frame []byte, prefix int) ([]byte, error) {
 	n := prefix
 	if n < 0 {
@@ -189,40 +206,45 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// ivBufSize is the size of the per-Cipher buffer of random bytes that IVs
-// are taken from.
+// ivReseed is how many IVs an ivSource hands out before it reseeds its
+// ChaCha8 generator from crypto/rand.
 //
-// Why a buffer: on the reference machine crypto/rand.Read of 12 bytes cost
-// about 40 ns per call, which made Seal+Open of a 160-byte frame (a typical
-// Opus packet) about 1.28x the cost of raw AES-GCM seal+open. Reading 4 KiB at
-// a time amortises the system call to about 17 ns per IV (plus an uncontended
-// mutex), which brings it under 1.25x; see BenchmarkIVSource and
-// BenchmarkFrame. The bytes still come straight from crypto/rand (the
-// operating system CSPRNG), each byte is handed out once, and handed-out bytes
-// are wiped from the buffer. IVs are public (they travel in clear at the end
-// of each frame), so holding upcoming ones in memory reveals nothing secret.
-// The one cost: if a process snapshot (for example a VM snapshot) is resumed
-// more than once, the clones would hand out the same buffered IVs (at most
-// 341), whereas the kernel's generator reseeds on VM fork.
-const ivBufSize = 4096
+// Why not crypto/rand per frame: on the reference machine (2-core amd64,
+// Linux 6.18, Go 1.26) crypto/rand.Read of 12 bytes costs about 40 ns, which
+// made Seal+Open of a 160-byte frame (a typical Opus packet) 1.29x the cost of
+// raw AES-GCM seal+open (224 ns vs 173 ns). Buffering crypto/rand output does
+// not remove the cost, which is throughput-bound (a 4 KiB buffer still cost
+// about 30 ns per IV with its mutex, 1.24x). math/rand/v2's ChaCha8, which is
+// documented as a cryptographically strong generator (and erases its key as
+// it goes), costs about 19 ns per IV including the mutex (1.19x); see
+// BenchmarkIVSource and BenchmarkFrame.
+//
+// Reseeding from crypto/rand every 256 IVs costs about 0.2 ns per IV and
+// bounds what a cloned process image (for example a VM snapshot resumed more
+// than once) can repeat: the clones share at most the IVs until the next
+// reseed, after which each draws its own seed from the kernel. IVs are public
+// (they travel in clear after every frame); GCM needs them unique, which 96
+// random bits per frame give far beyond any call's frame count.
+const ivReseed = 256
 
-// ivSource hands out random IVs from a buffer filled by crypto/rand.
+// ivSource hands out random IVs from a ChaCha8 generator seeded from
+// crypto/rand. It is safe for concurrent use.
 type ivSource struct {
-	mu  sync.Mutex
-	buf [ivBufSize]byte
-	off int  // next unused byte of buf
-	ok  bool // buf has been filled at least once
+	mu   sync.Mutex
+	rng  mrand.ChaCha8
+	left int // IVs to hand out before the next reseed; 0 = seed first
 }
 
 func (s *ivSource) read(p []byte) {
 	s.mu.Lock()
-	if !s.ok || s.off+len(p) > len(s.buf) {
-		rand.Read(s.buf[:]) // never fails (Go 1.24+: crashes the program instead)
-		s.off = 0
-		s.ok = true
+	if s.left == 0 {
+		var seed [32]byte
+		rand.Read(seed[:]) // never fails (Go 1.24+: crashes the program instead)
+		s.rng.Seed(seed)
+		clear(seed[:])
+		s.left = ivReseed
 	}
-	copy(p, s.buf[s.off:s.off+len(p)])
-	clear(s.buf[s.off : s.off+len(p)])
-	s.off += len(p)
+	s.left--
+	s.rng.Read(p) // always fills p
 	s.mu.Unlock()
 }

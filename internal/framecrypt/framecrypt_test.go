@@ -221,17 +221,37 @@ func TestZeroAllocs(t *testing.T) {
 }
 
 func TestIVsDistinct(t *testing.T) {
-	// Enough Seals to cross several refills of the IV buffer.
+	// Enough Seals to cross several reseeds of the IV generator.
 	c := newTestCipher(t)
 	seen := map[string]bool{}
 	var zero [IVSize]byte
-	for range 3 * ivBufSize / IVSize {
+	for range 5 * ivReseed {
 		s := c.Seal(nil, []byte{0x78, 1, 2}, PrefixAudio)
 		iv := string(s[len(s)-IVSize:])
 		require.NotEqual(t, string(zero[:]), iv)
 		require.False(t, seen[iv])
 		seen[iv] = true
 	}
+}
+
+func TestIVSourceReseeds(t *testing.T) {
+	var s ivSource
+	iv := make([]byte, IVSize)
+	s.read(iv) // first use seeds
+	require.Equal(t, ivReseed-1, s.left)
+	for range ivReseed - 1 {
+		s.read(iv)
+	}
+	require.Zero(t, s.left)
+	s.read(iv) // reseeds from crypto/rand
+	require.Equal(t, ivReseed-1, s.left)
+
+	// Two sources never start with the same IVs (independent seeds).
+	var a, b ivSource
+	ia, ib := make([]byte, IVSize), make([]byte, IVSize)
+	a.read(ia)
+	b.read(ib)
+	require.NotEqual(t, ia, ib)
 }
 
 func TestConcurrent(t *testing.T) {

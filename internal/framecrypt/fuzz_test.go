@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// fuzzKey is a fixed key so that the fuzzer can find frames that start to
-// authenticate only by luck (it cannot), while exercising every length path.
-var fuzzKey = bytes.Repeat([]byte{0x42}, KeySize)
+// fuzzKey is the §5.2 sharedKey, the key of frame-vectors-fixed-iv.json, so
+// that the vector seeds authenticate and the fuzzer mutates genuine frames
+// (mutations of them must fail, except in the unauthenticated clear prefix).
+var fuzzKey = mustHex(sharedKey52Hex)
 
 var fuzzPrefixes = [...]int{PrefixAudio, PrefixVideoDelta, PrefixVideoKey}
 
@@ -21,16 +22,24 @@ func mustHex(s string) []byte {
 }
 
 // FuzzOpen feeds arbitrary bytes to Open with a prefix from {1, 3, 10}: it
-// must never panic, must return nil with an error, and may succeed only for
-// the unauthenticated web-empty form (exactly n+12 bytes) — random input never
-// authenticates.
+// must never panic or modify its input, must return nil with an error
+// (ErrShort below n+28 bytes except the web-empty length n+12, ErrAuth at or
+// above), and may succeed only for the unauthenticated web-empty form
+// (exactly n+12 bytes) or a genuinely sealed frame (the seeds and their
+// prefix mutations). Whatever it returns must survive Seal then Open.
 func FuzzOpen(f *testing.F) {
 	f.Add([]byte{}, uint8(0))
 	f.Add([]byte{0x78}, uint8(0))
+	// frame-vectors-fixed-iv.json (key = fuzzKey): the 1-byte frame in the
+	// web and native empty forms, the VP8 delta, key and Opus frames.
 	f.Add(mustHex("78000000000000000000000000"), uint8(0))
 	f.Add(mustHex("78742985dd0d95d4cc8dfa66860d78144c000000000000000000000000"), uint8(0))
-	f.Add(mustHex("c7f05d7df2eafd3f812b2a47"), uint8(0))
 	f.Add(mustHex("7107005186c9f2a99e6b3e0a9665ac1eac802d747bd647cd373770e1d24231f6a0a1a2a3a4a5a6a7a8a9aaab"), uint8(1))
+	f.Add(mustHex("5019009d012a8002e00180f488ed3970fbae896eee9e99806f175637c1e76b50768001e568b1ec8c581856ac7472b1a01e18db12b9edc2fba00c0d0e0f1011121314151617"), uint8(2))
+	f.Add(mustHex("785855a877f4f39c1d09f572d3e3f460028043933d7e3cc7c49c91232457f46207002bffffffffffffffffffffffff"), uint8(0))
+	// The page's 12-byte encrypted "empty" frame (frame-vectors.json).
+	f.Add(mustHex("c7f05d7df2eafd3f812b2a47"), uint8(0))
+	// Lengths around the boundaries for n = 10.
 	f.Add(make([]byte, 38), uint8(2))
 	f.Add(make([]byte, 37), uint8(2))
 	f.Add(make([]byte, 22), uint8(2))
@@ -58,6 +67,9 @@ func FuzzOpen(f *testing.F) {
 			if len(frame) < n+Overhead && err != ErrShort {
 				t.Fatalf("len %d n %d: %v, want ErrShort", len(frame), n, err)
 			}
+			if len(frame) >= n+Overhead && err != ErrAuth {
+				t.Fatalf("len %d n %d: %v, want ErrAuth", len(frame), n, err)
+			}
 			return
 		}
 		switch {
@@ -72,6 +84,18 @@ func FuzzOpen(f *testing.F) {
 			}
 		default:
 			t.Fatalf("len %d n %d accepted", len(frame), n)
+		}
+		if out == nil {
+			t.Fatal("nil output without error")
+		}
+		// The result is a frame that Seal then Open round trips.
+		resealed := c.Seal(nil, out, n)
+		if len(resealed) != len(out)+Overhead {
+			t.Fatalf("resealed len %d for %d", len(resealed), len(out))
+		}
+		back, err := c.Open(nil, resealed, n)
+		if err != nil || !bytes.Equal(back, out) {
+			t.Fatalf("Seal/Open of the result: %v", err)
 		}
 	})
 }

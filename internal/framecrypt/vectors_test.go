@@ -61,11 +61,12 @@ func unhex(t *testing.T, s string) []byte {
 }
 
 // keyFromB64 decodes a padded base64url aesKey as the page and the chat core
-// produce it (protocol §5.2).
+// produce it (protocol §5.2), with ParseKey.
 func keyFromB64(t *testing.T, s string) *Cipher {
 	t.Helper()
-	key, err := base64.URLEncoding.DecodeString(s)
+	key, err := ParseKey(s)
 	require.NoError(t, err)
+	require.Equal(t, s, EncodeKey(key))
 	c, err := New(key)
 	require.NoError(t, err)
 	return c
