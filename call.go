@@ -65,6 +65,10 @@ type Config struct {
 	// DecryptFailureThreshold is how many consecutive frames of one stream
 	// must fail to decrypt before a DecryptFailingEvent. Default 5.
 	DecryptFailureThreshold int
+	// PeerMediaTimeout is how long a peer's source may send no frames
+	// before a PeerMediaEvent says it is off. Default 3 s, as the SimpleX
+	// apps (protocol §6.4).
+	PeerMediaTimeout time.Duration
 }
 
 func (c *Config) withDefaults() Config {
@@ -99,6 +103,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if v.DecryptFailureThreshold <= 0 {
 		v.DecryptFailureThreshold = 5
+	}
+	if v.PeerMediaTimeout <= 0 {
+		v.PeerMediaTimeout = 3 * time.Second
 	}
 	return v
 }
@@ -178,6 +185,9 @@ type callEntry struct {
 	localType, peerType *CallType
 	sharedKey           *SharedKey
 	askConfirmation     bool
+
+	// For the call record.
+	startedAt, connectedAt time.Time
 }
 
 // NewClient starts a Client over t. cfg may be nil for defaults.
@@ -538,10 +548,21 @@ func (c *Client) setState(e *callEntry, to CallState, reason EndReason) {
 		return
 	}
 	c.log.Debug("smpcall: call state", "contact", e.contact.ContactID, "from", from, "to", to, "reason", reason)
+	now := c.cfg.Now()
+	if from == StateNone {
+		e.startedAt = now
+	}
+	if to == StateConnected {
+		e.connectedAt = now
+	}
 	ev := &CallStateEvent{Contact: e.contact, From: from, To: to, Reason: reason}
 	c.out.Push(ev)
-	if h := c.handles[e.contact.ContactID]; h != nil && to == StateEnded {
-		h.post(ev)
+	if to == StateEnded {
+		if h := c.handles[e.contact.ContactID]; h != nil {
+			h.post(ev) // the Call makes its own, fuller record
+		} else if from != StateNone {
+			c.out.Push(&CallRecordEvent{Record: e.record(reason, now)})
+		}
 	}
 	if to == StateEnded && c.calls[e.contact.ContactID] == e {
 		delete(c.calls, e.contact.ContactID)
@@ -758,4 +779,21 @@ func (c *Client) dropCall(k *Call) {
 	if c.handles[k.contact.ContactID] == k {
 		delete(c.handles, k.contact.ContactID)
 	}
+}
+
+// record is the history entry of a call of the low-level path.
+func (e *callEntry) record(reason EndReason, now time.Time) CallRecord {
+	r := CallRecord{Contact: e.contact, Incoming: e.incoming, Reason: reason, Encrypted: e.sharedKey != nil,
+		StartedAt: e.startedAt, ConnectedAt: e.connectedAt, EndedAt: now}
+	switch {
+	case e.localType != nil:
+		r.Media = e.localType.Media
+	case e.peerType != nil:
+		r.Media = e.peerType.Media
+	}
+	if !e.connectedAt.IsZero() {
+		r.Duration = now.Sub(e.connectedAt)
+	}
+	r.Status = recordStatus(!e.connectedAt.IsZero(), reason)
+	return r
 }

@@ -127,6 +127,11 @@ func TestAnswerLegacyOffers(t *testing.T) {
 			_, err = ac.WaitConnected(wctx)
 			require.NoError(t, err)
 			require.True(t, ac.Encrypted())
+			// An old client has no screen m-lines (protocol §6.4).
+			require.ErrorIs(t, ac.StartScreenShare(endlessVideo{&endless{vid: true, every: time.Second}}, nil), smpcall.ErrNoSuchStream)
+			if tc.media == smpcall.MediaAudio {
+				require.ErrorIs(t, ac.SetVideoSource(smpcall.SourceCamera, nil), smpcall.ErrNoSuchStream)
+			}
 
 			// The old client decrypts what Alice sends with the same key.
 			ci, err := framecrypt.New(key[:])

@@ -2,6 +2,7 @@ package smpcall
 
 import (
 	"bytes"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,13 @@ type streamCounters struct {
 	decrypted, decryptFailed, framesLost atomic.Uint64
 	keyFramesReceived, keyFrameRequests  atomic.Uint64
 	pliSent                              atomic.Uint64
+
+	// Peer media detection: when the peer's last frame came, and whether
+	// the source is considered on.
+	lastFrame atomic.Int64
+	peerOn    atomic.Bool
+	// remoteSSRC is the SSRC of the peer's track (0 until it appears).
+	remoteSSRC atomic.Uint32
 }
 
 // StreamStats are the counters of one media source of a call.
@@ -40,6 +48,11 @@ type StreamStats struct {
 	KeyFramesReceived uint64
 	// KeyFrameRequests counts PLI/FIR received from the peer; PLISent those we sent.
 	KeyFrameRequests, PLISent uint64
+	// PacketsReceived, PacketsLost and Jitter describe the RTP stream from
+	// the peer (pion's inbound-rtp statistics; jitter in time units).
+	PacketsReceived uint32
+	PacketsLost     int32
+	Jitter          time.Duration
 }
 
 // CallStats is a snapshot of a call's counters.
@@ -47,7 +60,10 @@ type CallStats struct {
 	Streams [4]StreamStats
 	// Duration is the time since the call connected (0 before).
 	Duration time.Duration
-	Info     ConnectionInfo
+	// RTT is the round-trip time of the selected ICE candidate pair (0 until measured).
+	RTT time.Duration
+	// Info is the selected candidate pair.
+	Info ConnectionInfo
 }
 
 // Stats returns a snapshot of the call's counters. Safe at any time.
@@ -63,9 +79,25 @@ func (k *Call) Stats() CallStats {
 			KeyFramesReceived: c.keyFramesReceived.Load(), KeyFrameRequests: c.keyFrameRequests.Load(), PLISent: c.pliSent.Load(),
 		}
 	}
+	if pc := k.pcRef.Load(); pc != nil && k.State() != StateEnded {
+		for _, st := range pc.GetStats() {
+			switch st := st.(type) {
+			case webrtc.InboundRTPStreamStats:
+				if i := midIndex(st.Mid); i >= 0 {
+					s.Streams[i].PacketsReceived = st.PacketsReceived
+					s.Streams[i].PacketsLost = st.PacketsLost
+					s.Streams[i].Jitter = time.Duration(st.Jitter * float64(time.Second))
+				}
+			case webrtc.ICECandidatePairStats:
+				if st.Nominated && st.CurrentRoundTripTime > 0 {
+					s.RTT = time.Duration(st.CurrentRoundTripTime * float64(time.Second))
+				}
+			}
+		}
+	}
 	k.mu.Lock()
 	if !k.connAt.IsZero() {
-		s.Duration = time.Since(k.connAt)
+		s.Duration = k.c.cfg.Now().Sub(k.connAt)
 	}
 	s.Info = k.info
 	k.mu.Unlock()
@@ -111,6 +143,7 @@ func (k *Call) receive(i int, t *webrtc.TrackRemote) {
 			k.stats[i].pliSent.Add(1)
 		}
 	}
+	k.stats[i].remoteSSRC.Store(uint32(t.SSRC()))
 	if isVid {
 		pli() // ask for a key frame as soon as the receiver starts
 	}
@@ -157,6 +190,7 @@ func (k *Call) receive(i int, t *webrtc.TrackRemote) {
 		} else {
 			out = bytes.Clone(frame)
 		}
+		k.peerFrame(i)
 		if !sinkOK {
 			continue
 		}
@@ -200,4 +234,27 @@ func (k *Call) deliver(i int, isVid bool, data []byte) error {
 		c.bytesReceived.Add(uint64(len(data)))
 	}
 	return err
+}
+
+// RequestKeyFrame asks the peer for a key frame on one of its video
+// streams (an RTCP PLI), e.g. when the embedder's decoder lost its state.
+// Errors: not a video source, no frames from that stream yet, ErrCallEnded.
+func (k *Call) RequestKeyFrame(src CallMediaSource) error {
+	i := sourceIndex(string(src))
+	if i < 0 || !isVideo(i) {
+		return fmt.Errorf("smpcall: %q is not a video source", src)
+	}
+	pc := k.pcRef.Load()
+	if pc == nil || k.State() == StateEnded {
+		return ErrCallEnded
+	}
+	ssrc := k.stats[i].remoteSSRC.Load()
+	if ssrc == 0 {
+		return fmt.Errorf("smpcall: no %s stream from the peer yet", src)
+	}
+	if err := pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+		return fmt.Errorf("smpcall: request key frame: %w", err)
+	}
+	k.stats[i].pliSent.Add(1)
+	return nil
 }

@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/smpcall/smpcall/audio"
 	"github.com/smpcall/smpcall/internal/eventq"
@@ -167,6 +166,12 @@ type Call struct {
 	mediaClosed bool
 	mediaWG     sync.WaitGroup
 	stats       [4]streamCounters
+	send        [4]sendStream
+	hasStream   atomic.Uint32 // bit i: the session has stream i (set on connected)
+	camera      atomic.Value  // VideoCamera as string
+	pcRef       atomic.Pointer[webrtc.PeerConnection]
+	startedAt   time.Time
+	record      atomic.Pointer[CallRecord]
 }
 
 // internal messages to the call's goroutine
@@ -188,6 +193,8 @@ func (c *Client) newCall(contact Contact, incoming bool, media CallMediaType, op
 		k.opts = *opts
 	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
+	k.startedAt = c.cfg.Now()
+	k.initStreams()
 	return k
 }
 
@@ -406,6 +413,7 @@ func (k *Call) newPeerConnection() error {
 		return fmt.Errorf("peer connection: %w", err)
 	}
 	k.pc = pc
+	k.pcRef.Store(pc)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { k.post(candMsg{c}) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { k.post(connStateMsg{s}) })
 	pc.OnTrack(k.onTrack)
@@ -815,7 +823,7 @@ func (k *Call) onConnected() {
 	}
 	k.mu.Lock()
 	k.info = info
-	k.connAt = time.Now()
+	k.connAt = k.c.cfg.Now()
 	encrypted := k.encrypted
 	k.mu.Unlock()
 	k.log.Info("smpcall: call connected", "path", info.String(), "encrypted", encrypted)
@@ -866,6 +874,7 @@ func (k *Call) finish() {
 		}
 	}
 	k.mediaWG.Wait()
+	k.makeRecord()
 	k.c.dropCall(k)
 	k.inbox.Close()
 	close(k.done)
@@ -928,119 +937,8 @@ func (k *Call) readRTCP(s *webrtc.RTPSender, i int) {
 					continue
 				}
 				last = time.Now()
-				if kr, ok := k.videoSource(i).(video.KeyFrameRequester); ok {
-					kr.RequestKeyFrame()
-				}
+				k.send[i].requestKeyFrame()
 			}
 		}
 	}
-}
-
-func (k *Call) videoSource(i int) video.Source {
-	switch i {
-	case 1:
-		return k.opts.Sources.Camera
-	case 3:
-		return k.opts.Sources.ScreenVideo
-	}
-	return nil
-}
-
-func (k *Call) audioSource(i int) audio.Source {
-	switch i {
-	case 0:
-		return k.opts.Sources.Mic
-	case 2:
-		return k.opts.Sources.ScreenAudio
-	}
-	return nil
-}
-
-func (k *Call) startSenders() {
-	if k.mediaStarted {
-		return
-	}
-	k.mediaStarted = true
-	for i, t := range k.tracks {
-		if t == nil {
-			continue
-		}
-		if isVideo(i) {
-			if src := k.videoSource(i); src != nil {
-				k.goMedia(func() { k.sendVideo(i, t, src) })
-			}
-		} else if src := k.audioSource(i); src != nil {
-			k.goMedia(func() { k.sendAudio(i, t, src) })
-		}
-	}
-}
-
-func (k *Call) sendAudio(i int, t *webrtc.TrackLocalStaticSample, src audio.Source) {
-	for {
-		f, err := src.ReadFrame(k.ctx)
-		if err != nil {
-			k.sourceStopped(i, err)
-			return
-		}
-		if len(f.Data) == 0 {
-			continue
-		}
-		d := f.Duration
-		if d <= 0 {
-			d = audio.DefaultDuration
-		}
-		if err := k.write(i, t, f.Data, framecrypt.PrefixAudio, d); err != nil {
-			return
-		}
-	}
-}
-
-func (k *Call) sendVideo(i int, t *webrtc.TrackLocalStaticSample, src video.Source) {
-	for {
-		f, err := src.ReadFrame(k.ctx)
-		if err != nil {
-			k.sourceStopped(i, err)
-			return
-		}
-		if len(f.Data) == 0 {
-			continue
-		}
-		d := f.Duration
-		if d <= 0 {
-			d = video.DefaultDuration
-		}
-		if err := k.write(i, t, f.Data, framecrypt.PrefixVP8(f.Data), d); err != nil {
-			return
-		}
-	}
-}
-
-// write encrypts one frame (the whole encoded frame, before packetization,
-// protocol §7.1) and sends it. Once a key is in force nothing is ever sent
-// in the clear.
-func (k *Call) write(i int, t *webrtc.TrackLocalStaticSample, data []byte, prefix int, d time.Duration) error {
-	out := data
-	if k.cipher != nil {
-		out = k.cipher.Seal(make([]byte, 0, len(data)+framecrypt.Overhead), data, prefix)
-	}
-	if err := t.WriteSample(media.Sample{Data: out, Duration: d}); err != nil {
-		if k.ctx.Err() == nil {
-			k.log.Info("smpcall: write sample", "source", MediaSources[i], "err", err)
-		}
-		return err
-	}
-	k.stats[i].framesSent.Add(1)
-	k.stats[i].bytesSent.Add(uint64(len(data)))
-	return nil
-}
-
-func (k *Call) sourceStopped(i int, err error) {
-	if k.ctx.Err() != nil {
-		return
-	}
-	if errors.Is(err, io.EOF) {
-		k.log.Info("smpcall: source ended", "source", MediaSources[i])
-		return
-	}
-	k.c.out.Push(&MediaErrorEvent{Contact: k.contact, Source: MediaSources[i], Sending: true, Err: err})
 }
