@@ -708,20 +708,10 @@ func (c *Client) PlaceCall(ctx context.Context, contactID int64, opts *CallOptio
 	c.handles[contactID] = k
 	c.mu.Unlock()
 
-	// Register before sending: the offer may arrive before this returns.
-	err := c.SendInvitation(ctx, contactID, CallType{Media: media, Capabilities: CallCapabilities{Encryption: true}})
-	if err != nil {
-		c.mu.Lock()
-		if c.handles[contactID] == k {
-			delete(c.handles, contactID)
-		}
-		c.mu.Unlock()
-		k.inbox.Close()
-		k.cancel()
-		return nil, err
-	}
-	c.startCall(k)
-	return k, nil
+	// Registered before sending: the offer may arrive before this returns.
+	return c.launch(k, func() error {
+		return c.SendInvitation(ctx, contactID, CallType{Media: media, Capabilities: CallCapabilities{Encryption: true}})
+	})
 }
 
 // AcceptCall accepts the contact's ringing invitation and drives the call
@@ -750,12 +740,14 @@ func (c *Client) AcceptCall(ctx context.Context, contactID int64, opts *CallOpti
 	k := c.newCall(e.contact, true, media, opts)
 	c.handles[contactID] = k
 	c.mu.Unlock()
-	if err := c.accept(ctx, contactID); err != nil {
-		c.mu.Lock()
-		if c.handles[contactID] == k {
-			delete(c.handles, contactID)
-		}
-		c.mu.Unlock()
+	return c.launch(k, func() error { return c.accept(ctx, contactID) })
+}
+
+// launch runs the command that starts k's call: on success k's goroutine
+// starts; on failure k is forgotten.
+func (c *Client) launch(k *Call, cmd func() error) (*Call, error) {
+	if err := cmd(); err != nil {
+		c.dropCall(k)
 		k.inbox.Close()
 		k.cancel()
 		return nil, err
