@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/smpcall/smpcall/internal/pace"
 )
 
 // OggSourceOptions configures an OggSource. The zero value (or nil) reads
@@ -243,20 +245,7 @@ func (p *oggPacer) wait(ctx context.Context, done <-chan struct{}) error {
 		p.start, p.started = time.Now(), true
 		return nil
 	}
-	d := time.Until(p.start.Add(p.next))
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-done:
-		return ErrOggClosed
-	}
+	return pace.Until(ctx, p.start.Add(p.next), done, ErrOggClosed)
 }
 
 // advance moves the due time of the next frame by the duration of the frame

@@ -41,6 +41,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/smpcall/smpcall/internal/pace"
 )
 
 const (
@@ -477,16 +479,7 @@ func (s *IVFSource) wait(ctx context.Context) error {
 		}
 		return nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.closed:
-		return errIVFSourceClosed
-	}
+	return pace.Until(ctx, due, s.closed, errIVFSourceClosed)
 }
 
 // RequestKeyFrame asks for the next ReadFrame to return a key frame: it
