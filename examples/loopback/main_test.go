@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/smpcall/smpcall/audio"
+	"github.com/smpcall/smpcall/internal/turntest"
 	"github.com/smpcall/smpcall/video"
 )
 
@@ -159,4 +160,22 @@ func set(frames [][]byte) map[string]bool {
 		out[string(f)] = true
 	}
 	return out
+}
+
+// -relay -turn: the call goes through a real TURN server (coturn on
+// 127.0.0.1), relay-only, and the summary says so.
+func TestLoopbackRelay(t *testing.T) {
+	turn := turntest.Start(t)
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-duration", "2s", "-audio-only", "-json", "-relay", "-turn", turn.SimpleX(), "-out", t.TempDir()}, &stdout, &stderr)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var s struct {
+		OK, Relay bool
+		Caller    Side
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &s))
+	require.True(t, s.OK)
+	require.True(t, s.Relay)
+	require.Contains(t, s.Caller.CandidatePair, "relay")
 }
