@@ -265,7 +265,7 @@ func (c *Client) SendInvitation(ctx context.Context, contactID int64, callType C
 	if !callType.Media.Valid() {
 		return fmt.Errorf("smpcall: send invitation: invalid media %q", callType.Media)
 	}
-	return c.command(ctx, contactID, opInvite, func(e *callEntry) {
+	return c.command(ctx, nil, contactID, opInvite, func(e *callEntry) {
 		e.incoming = false
 		ct := callType
 		e.localType = &ct
@@ -275,7 +275,7 @@ func (c *Client) SendInvitation(ctx context.Context, contactID int64, callType C
 // accept marks a ringing invitation as accepted while the offer is being
 // prepared (app state invitationAccepted). It sends nothing.
 func (c *Client) accept(ctx context.Context, contactID int64) error {
-	return c.command(ctx, contactID, opAccept, nil, nil)
+	return c.command(ctx, nil, contactID, opAccept, nil, nil)
 }
 
 // SendOffer accepts the contact's invitation with an SDP offer
@@ -285,7 +285,15 @@ func (c *Client) SendOffer(ctx context.Context, contactID int64, offer WebRTCCal
 	if !offer.CallType.Media.Valid() {
 		return fmt.Errorf("smpcall: send offer: invalid media %q", offer.CallType.Media)
 	}
-	return c.command(ctx, contactID, opOffer, func(e *callEntry) {
+	return c.sendOffer(ctx, nil, contactID, offer)
+}
+
+// The send methods below take the call entry a command must act on (nil:
+// whatever call is current), so that a high-level Call never acts on a
+// newer call with the same contact.
+
+func (c *Client) sendOffer(ctx context.Context, expect *callEntry, contactID int64, offer WebRTCCallOffer) error {
+	return c.command(ctx, expect, contactID, opOffer, func(e *callEntry) {
 		ct := offer.CallType
 		e.localType = &ct
 	}, func(ctx context.Context) error { return c.t.Offer(ctx, contactID, offer) })
@@ -294,7 +302,11 @@ func (c *Client) SendOffer(ctx context.Context, contactID int64, offer WebRTCCal
 // SendAnswer answers the contact's offer (x.call.answer). Errors: ErrClosed,
 // ErrNoCall, ErrInvalidState, or the transport's error.
 func (c *Client) SendAnswer(ctx context.Context, contactID int64, answer WebRTCSession) error {
-	return c.command(ctx, contactID, opAnswer, nil,
+	return c.sendAnswer(ctx, nil, contactID, answer)
+}
+
+func (c *Client) sendAnswer(ctx context.Context, expect *callEntry, contactID int64, answer WebRTCSession) error {
+	return c.command(ctx, expect, contactID, opAnswer, nil,
 		func(ctx context.Context) error { return c.t.Answer(ctx, contactID, answer) })
 }
 
@@ -302,7 +314,11 @@ func (c *Client) SendAnswer(ctx context.Context, contactID int64, answer WebRTCS
 // side's offer or answer. Errors: ErrClosed, ErrNoCall, ErrInvalidState, or
 // the transport's error.
 func (c *Client) SendExtraInfo(ctx context.Context, contactID int64, extra WebRTCExtraInfo) error {
-	return c.command(ctx, contactID, opExtra, nil,
+	return c.sendExtra(ctx, nil, contactID, extra)
+}
+
+func (c *Client) sendExtra(ctx context.Context, expect *callEntry, contactID int64, extra WebRTCExtraInfo) error {
+	return c.command(ctx, expect, contactID, opExtra, nil,
 		func(ctx context.Context) error { return c.t.Extra(ctx, contactID, extra) })
 }
 
@@ -311,6 +327,10 @@ func (c *Client) SendExtraInfo(ctx context.Context, contactID int64, extra WebRT
 // StateConnected. Errors: ErrClosed, ErrNoCall, ErrInvalidState, an invalid
 // status, or the transport's error.
 func (c *Client) SendCallStatus(ctx context.Context, contactID int64, status WebRTCCallStatus) error {
+	return c.sendStatus(ctx, nil, contactID, status)
+}
+
+func (c *Client) sendStatus(ctx context.Context, expect *callEntry, contactID int64, status WebRTCCallStatus) error {
 	if !status.Valid() {
 		return fmt.Errorf("smpcall: report status: invalid status %q", status)
 	}
@@ -318,7 +338,7 @@ func (c *Client) SendCallStatus(ctx context.Context, contactID int64, status Web
 	if status == StatusConnected {
 		op = opStatusConnected
 	}
-	return c.command(ctx, contactID, op, nil,
+	return c.command(ctx, expect, contactID, op, nil,
 		func(ctx context.Context) error { return c.t.Status(ctx, contactID, status) })
 }
 
@@ -327,7 +347,11 @@ func (c *Client) SendCallStatus(ctx context.Context, contactID int64, status Web
 // call end (both items become "missed", protocol §4.4). Errors: ErrClosed,
 // ErrNoCall, or the transport's error (the call is ended locally anyway).
 func (c *Client) EndCall(ctx context.Context, contactID int64) error {
-	return c.command(ctx, contactID, opEnd, nil,
+	return c.endCall(ctx, nil, contactID)
+}
+
+func (c *Client) endCall(ctx context.Context, expect *callEntry, contactID int64) error {
+	return c.command(ctx, expect, contactID, opEnd, nil,
 		func(ctx context.Context) error { return c.t.End(ctx, contactID) })
 }
 
@@ -335,7 +359,7 @@ func (c *Client) EndCall(ctx context.Context, contactID int64) error {
 // sent: the caller keeps ringing until it ends the call (protocol §4.4).
 // Errors: ErrClosed, ErrNoCall, ErrInvalidState, or the transport's error.
 func (c *Client) Reject(ctx context.Context, contactID int64) error {
-	return c.command(ctx, contactID, opReject, nil,
+	return c.command(ctx, nil, contactID, opReject, nil,
 		func(ctx context.Context) error { return c.t.Reject(ctx, contactID) })
 }
 
@@ -434,19 +458,26 @@ func (c *Client) isClosed() bool {
 // first (so that the peer's reply, which may arrive before the transport
 // returns, finds the new state), runs send, and puts the old state back if
 // send fails and nothing else moved the call meanwhile.
-func (c *Client) command(ctx context.Context, contactID int64, op callOp, prepare func(*callEntry), send func(context.Context) error) error {
+func (c *Client) command(ctx context.Context, expect *callEntry, contactID int64, op callOp, prepare func(*callEntry), send func(context.Context) error) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return ErrClosed
 	}
 	e := c.calls[contactID]
+	if expect != nil && e != expect {
+		c.mu.Unlock()
+		return fmt.Errorf("smpcall: %s with contact %d: %w", op, contactID, ErrNoCall)
+	}
 	if e == nil {
 		if op != opInvite {
 			c.mu.Unlock()
 			return fmt.Errorf("smpcall: %s with contact %d: %w", op, contactID, ErrNoCall)
 		}
 		e = c.newEntry(c.contactOrID(contactID))
+		if h := c.handles[contactID]; h != nil && h.entry.Load() == nil {
+			h.entry.Store(e) // the call PlaceCall is starting
+		}
 	}
 	c.mu.Unlock()
 
@@ -454,6 +485,10 @@ func (c *Client) command(ctx context.Context, contactID int64, op callOp, prepar
 	defer e.ops.Unlock()
 
 	c.mu.Lock()
+	if expect != nil && c.calls[contactID] != expect {
+		c.mu.Unlock()
+		return fmt.Errorf("smpcall: %s with contact %d: %w", op, contactID, ErrNoCall)
+	}
 	if c.calls[contactID] != e {
 		// The entry was replaced (e.g. a new invitation) while we waited.
 		if op != opInvite || c.calls[contactID] != nil {
@@ -558,8 +593,11 @@ func (c *Client) setState(e *callEntry, to CallState, reason EndReason) {
 	ev := &CallStateEvent{Contact: e.contact, From: from, To: to, Reason: reason}
 	c.out.Push(ev)
 	if to == StateEnded {
-		if h := c.handles[e.contact.ContactID]; h != nil {
+		if h := c.handles[e.contact.ContactID]; h != nil && (h.entry.Load() == e || h.entry.Load() == nil) {
 			h.post(ev) // the Call makes its own, fuller record
+			// Forget it now, so that the contact's next call can start at
+			// once, while this one still closes its peer connection.
+			delete(c.handles, e.contact.ContactID)
 		} else if from != StateNone {
 			c.out.Push(&CallRecordEvent{Record: e.record(reason, now)})
 		}
@@ -738,6 +776,7 @@ func (c *Client) AcceptCall(ctx context.Context, contactID int64, opts *CallOpti
 	}
 	media := e.peerType.Media
 	k := c.newCall(e.contact, true, media, opts)
+	k.entry.Store(e)
 	c.handles[contactID] = k
 	c.mu.Unlock()
 	return c.launch(k, func() error { return c.accept(ctx, contactID) })
@@ -746,22 +785,32 @@ func (c *Client) AcceptCall(ctx context.Context, contactID int64, opts *CallOpti
 // launch runs the command that starts k's call: on success k's goroutine
 // starts; on failure k is forgotten.
 func (c *Client) launch(k *Call, cmd func() error) (*Call, error) {
-	if err := cmd(); err != nil {
+	err := cmd()
+	if err == nil {
+		err = c.startCall(k)
+	}
+	if err != nil {
 		c.dropCall(k)
 		k.inbox.Close()
 		k.cancel()
 		return nil, err
 	}
-	c.startCall(k)
 	return k, nil
 }
 
-func (c *Client) startCall(k *Call) {
+// startCall starts k's goroutine unless Close has begun waiting for them.
+func (c *Client) startCall(k *Call) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		k.run()
 	}()
+	return nil
 }
 
 // dropCall forgets a finished high-level call.

@@ -54,7 +54,6 @@ func (s *sendStream) init() {
 // set replaces the source (nil stops sending) and wakes the send loop.
 func (s *sendStream) set(read func(context.Context) ([]byte, time.Duration, error), kr video.KeyFrameRequester) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.read, s.keyReq = read, kr
 	if s.cancel != nil {
 		s.cancel()
@@ -62,6 +61,7 @@ func (s *sendStream) set(read func(context.Context) ([]byte, time.Duration, erro
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
+	s.mu.Unlock()
 	if kr != nil {
 		kr.RequestKeyFrame() // the peer's decoder needs a key frame from the new source
 	}
@@ -309,7 +309,7 @@ func (k *Call) sendLoop(i int, t *webrtc.TrackLocalStaticSample) {
 		if isVideo(i) {
 			prefix = framecrypt.PrefixVP8(data)
 		}
-		if err := k.write(i, t, data, prefix, d); err != nil {
+		if !k.write(i, t, data, prefix, d) && k.ctx.Err() != nil {
 			return
 		}
 	}
@@ -318,20 +318,26 @@ func (k *Call) sendLoop(i int, t *webrtc.TrackLocalStaticSample) {
 // write encrypts one frame (the whole encoded frame, before packetization,
 // protocol §7.1) and sends it. Once a key is in force nothing is ever sent
 // in the clear.
-func (k *Call) write(i int, t *webrtc.TrackLocalStaticSample, data []byte, prefix int, d time.Duration) error {
+// A failed write (a transient network error) drops the frame and reports
+// false; the stream goes on.
+//
+// Muted time does not advance the RTP timestamp: pion can only skip time
+// together with sequence numbers, which the peer would count as loss and
+// NACK. After an unmute the peer's jitter buffer sees the stream resume.
+func (k *Call) write(i int, t *webrtc.TrackLocalStaticSample, data []byte, prefix int, d time.Duration) bool {
 	out := data
 	if k.cipher != nil {
 		out = k.cipher.Seal(make([]byte, 0, len(data)+framecrypt.Overhead), data, prefix)
 	}
 	if err := t.WriteSample(media.Sample{Data: out, Duration: d}); err != nil {
-		if k.ctx.Err() == nil {
-			k.log.Info("smpcall: write sample", "source", MediaSources[i], "err", err)
+		if k.ctx.Err() == nil && k.writeErrs.Add(1)%100 == 1 {
+			k.log.Info("smpcall: write sample failed; frame dropped", "source", MediaSources[i], "err", err)
 		}
-		return err
+		return false
 	}
 	k.stats[i].framesSent.Add(1)
 	k.stats[i].bytesSent.Add(uint64(len(data)))
-	return nil
+	return true
 }
 
 // peerFrame records a frame from the peer's source i (from its receive goroutine).
@@ -346,7 +352,7 @@ func (k *Call) peerFrame(i int) {
 // without frames, as the web page's 3 s decrypt timer does (protocol §6.4).
 func (k *Call) watchPeerMedia() {
 	timeout := k.c.cfg.PeerMediaTimeout
-	tick := time.NewTicker(timeout / 12)
+	tick := time.NewTicker(max(timeout/12, 10*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {

@@ -170,6 +170,8 @@ type Call struct {
 	hasStream   atomic.Uint32 // bit i: the session has stream i (set on connected)
 	camera      atomic.Value  // VideoCamera as string
 	pcRef       atomic.Pointer[webrtc.PeerConnection]
+	entry       atomic.Pointer[callEntry] // the Client's record of this call; commands act on it only
+	writeErrs   atomic.Uint64
 	startedAt   time.Time
 	record      atomic.Pointer[CallRecord]
 }
@@ -504,10 +506,13 @@ func (k *Call) onOffer(ev *CallOfferEvent) error {
 	if k.pc != nil {
 		return nil // the core never delivers a second offer; be safe
 	}
-	if ev.AskConfirmation && ev.SharedKey == nil && !k.c.cfg.AllowUnencrypted {
-		return ErrUnencrypted
+	key := ev.SharedKey
+	if ev.AskConfirmation {
+		// The peer's offer says it will not encrypt; a key it might still
+		// have sent would only make its page drop our frames (protocol §5.1).
+		key = nil
 	}
-	if err := k.useKey(ev.SharedKey); err != nil {
+	if err := k.useKey(key); err != nil {
 		return err
 	}
 	sess, err := rtcpayload.DecodeSession(ev.Offer.RTCSession)
@@ -708,9 +713,9 @@ func (k *Call) sendInitial() {
 	ctx, cancel := context.WithTimeout(k.ctx, k.c.cfg.SignalingTimeout)
 	defer cancel()
 	if k.incoming {
-		err = k.c.SendOffer(ctx, k.contact.ContactID, WebRTCCallOffer{CallType: callType, RTCSession: session})
+		err = k.c.sendOffer(ctx, k.entry.Load(), k.contact.ContactID, WebRTCCallOffer{CallType: callType, RTCSession: session})
 	} else {
-		err = k.c.SendAnswer(ctx, k.contact.ContactID, session)
+		err = k.c.sendAnswer(ctx, k.entry.Load(), k.contact.ContactID, session)
 	}
 	if err != nil {
 		k.post(endMsg{reason: ReasonError, err: err, sendEnd: true})
@@ -736,14 +741,15 @@ func (k *Call) flushExtras(final bool) {
 			k.pending = k.pending[1:]
 			continue
 		}
-		k.pending = k.pending[n:]
 		ctx, cancel := context.WithTimeout(k.ctx, k.c.cfg.SignalingTimeout)
-		err = k.c.SendExtraInfo(ctx, k.contact.ContactID, WebRTCExtraInfo{RTCIceCandidates: cands})
+		err = k.c.sendExtra(ctx, k.entry.Load(), k.contact.ContactID, WebRTCExtraInfo{RTCIceCandidates: cands})
 		cancel()
 		if err != nil {
+			// Keep them for the next flush.
 			k.log.Warn("smpcall: sending extra candidates failed", "err", err)
 			break
 		}
+		k.pending = k.pending[n:]
 	}
 	if final && k.extrasTicker != nil {
 		k.extrasTicker.Stop()
@@ -780,15 +786,17 @@ func (k *Call) onConnState(s webrtc.PeerConnectionState) bool {
 		status = StatusConnecting
 	case webrtc.PeerConnectionStateConnected:
 		status = StatusConnected
-	case webrtc.PeerConnectionStateDisconnected:
-		status = StatusDisconnected
 	case webrtc.PeerConnectionStateFailed:
 		status = StatusFailed
 	default:
-		return false // new, closed: the core accepts only the four words
+		// new and closed: the core accepts only four words. disconnected is
+		// not reported: ICE often recovers, but the core would close an
+		// in-progress item for good ("ended", protocol §9); failed or the
+		// end of the call reports it instead.
+		return false
 	}
 	ctx, cancel := context.WithTimeout(k.ctx, k.c.cfg.SignalingTimeout)
-	if err := k.c.SendCallStatus(ctx, k.contact.ContactID, status); err != nil {
+	if err := k.c.sendStatus(ctx, k.entry.Load(), k.contact.ContactID, status); err != nil {
 		k.log.Info("smpcall: reporting status", "status", status, "err", err)
 	}
 	cancel()
@@ -845,7 +853,7 @@ func (k *Call) terminate(reason EndReason, err error, sendEnd bool) {
 		}
 		if sendEnd {
 			ctx, cancel := context.WithTimeout(context.Background(), k.c.cfg.SignalingTimeout)
-			if e := k.c.EndCall(ctx, k.contact.ContactID); e != nil && !errors.Is(e, ErrNoCall) {
+			if e := k.c.endCall(ctx, k.entry.Load(), k.contact.ContactID); e != nil && !errors.Is(e, ErrNoCall) {
 				k.log.Info("smpcall: sending end", "err", e)
 			}
 			cancel()

@@ -230,10 +230,10 @@ func (c *Core) Invite(ctx context.Context, contactID int64, callType smpcall.Cal
 	if !callType.Media.Valid() {
 		return &smpcall.ChatError{Kind: smpcall.KindCommandError, Message: fmt.Sprintf("invalid call media %q", callType.Media)}
 	}
+	if !c.callsAllowed(contactID) {
+		return &smpcall.ChatError{Kind: smpcall.KindCommandError, Message: "feature not allowed Audio/video calls"}
+	}
 	return c.command(ctx, contactID, func(cc *coreContact, now time.Time) (*Message, error) {
-		if c.cfg.CallsAllowed != nil && !c.cfg.CallsAllowed(cc.contact) {
-			return nil, &smpcall.ChatError{Kind: smpcall.KindCommandError, Message: "feature not allowed Audio/video calls"}
-		}
 		var id [16]byte
 		if _, err := io.ReadFull(c.cfg.Rand, id[:]); err != nil {
 			return nil, err
@@ -399,6 +399,9 @@ func (c *Core) command(ctx context.Context, contactID int64, build func(*coreCon
 
 	cc.sendMu.Lock()
 	defer cc.sendMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err // do not change the state for a message that cannot leave
+	}
 	c.mu.Lock()
 	msg, err := build(cc, c.cfg.Now())
 	var data []byte
@@ -549,8 +552,24 @@ func (c *Core) receive(cc *coreContact, data []byte) {
 			c.messageError(cc, err.Error())
 			continue
 		}
+		if m.Event == EventInvitation && !c.callsAllowed(cc.contact.ContactID) {
+			// The real core records a "feature rejected: calls" item (§4.3).
+			c.log.Info("smp: calls not allowed; invitation ignored", "contact", cc.contact.ContactID)
+			continue
+		}
 		c.handle(cc, m)
 	}
+}
+
+// callsAllowed asks Config.CallsAllowed, never with the core's lock held.
+func (c *Core) callsAllowed(contactID int64) bool {
+	if c.cfg.CallsAllowed == nil {
+		return true
+	}
+	c.mu.Lock()
+	cc := c.contacts[contactID]
+	c.mu.Unlock()
+	return cc == nil || c.cfg.CallsAllowed(cc.contact)
 }
 
 func (c *Core) messageError(cc *coreContact, text string) {
@@ -629,10 +648,6 @@ func (c *Core) handle(cc *coreContact, m *Message) {
 }
 
 func (c *Core) receiveInvitation(cc *coreContact, m *Message, now time.Time) {
-	if c.cfg.CallsAllowed != nil && !c.cfg.CallsAllowed(cc.contact) {
-		c.log.Info("smp: calls not allowed; invitation ignored", "contact", cc.contact.ContactID)
-		return
-	}
 	inv := m.Invitation
 	call := &coreCall{id: m.CallID, state: smpcall.TagInvitationReceived, ts: now}
 	pt := inv.CallType

@@ -15,6 +15,7 @@ type Queue[T any] struct {
 	stop   chan struct{}
 	exited chan struct{}
 	once   sync.Once
+	closed bool // guarded by mu
 }
 
 // New starts a queue's pump goroutine; Close stops it.
@@ -30,6 +31,10 @@ func (q *Queue[T]) C() <-chan T { return q.ch }
 // Push appends v. After Close it is a no-op.
 func (q *Queue[T]) Push(v T) {
 	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
 	q.items = append(q.items, v)
 	q.mu.Unlock()
 	select {
@@ -78,6 +83,12 @@ func (q *Queue[T]) pump() {
 // Close stops the pump and closes C; items not yet read are dropped. It
 // waits for the pump to exit and may be called more than once.
 func (q *Queue[T]) Close() {
-	q.once.Do(func() { close(q.stop) })
+	q.once.Do(func() {
+		q.mu.Lock()
+		q.closed = true
+		q.items = nil
+		q.mu.Unlock()
+		close(q.stop)
+	})
 	<-q.exited
 }

@@ -53,4 +53,5 @@ func TestCloseClosesChannelAndIsIdempotent(t *testing.T) {
 	for range q.C() { // at most the one item, then closed
 	}
 	q.Push("after close is harmless")
+	require.Zero(t, q.Len(), "nothing is kept after Close")
 }
