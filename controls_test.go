@@ -270,3 +270,49 @@ func TestRecordsOfCallsThatNeverConnected(t *testing.T) {
 	require.Equal(t, smpcall.CIStatusRejected, rej.Record.Status)
 	require.NoError(t, ac.End(ctx))
 }
+
+// A new invitation from the peer replaces a running call: the old Call ends
+// and frees the contact at once, so the new one can be accepted right away,
+// and nothing the old Call still does touches the new call.
+func TestReinviteReplacesRunningCall(t *testing.T) {
+	n := smp.NewNetwork(nil)
+	defer n.Close()
+	ac, _ := n.AddUser("alice", nil)
+	bc, _ := n.AddUser("bob", nil)
+	bobID, aliceID, err := n.Connect("alice", "bob")
+	require.NoError(t, err)
+	alice, err := smpcall.NewClient(ac, rtcConfig(nil))
+	require.NoError(t, err)
+	defer alice.Close()
+	bob, err := smpcall.NewClient(bc, rtcConfig(nil))
+	require.NoError(t, err)
+	defer bob.Close()
+
+	call, err := alice.PlaceCall(ctx, bobID, &smpcall.CallOptions{Media: smpcall.MediaAudio})
+	require.NoError(t, err)
+	wait[*smpcall.RingingEvent](t, bob)
+	first, err := bob.AcceptCall(ctx, aliceID, nil)
+	require.NoError(t, err)
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_, err = first.WaitConnected(wctx)
+	require.NoError(t, err)
+
+	// Alice's core calls again (e.g. another device of hers).
+	require.NoError(t, ac.Invite(ctx, bobID, smpcall.CallType{Media: smpcall.MediaAudio, Capabilities: smpcall.CallCapabilities{Encryption: true}}))
+	_, newID, _ := ac.CurrentCall(bobID)
+	wait[*smpcall.RingingEvent](t, bob)
+	second, err := bob.AcceptCall(ctx, aliceID, nil)
+	require.NoError(t, err, "the contact is free as soon as the old call ended")
+	<-first.Done()
+	reason, _ := first.Reason()
+	require.Equal(t, smpcall.ReasonReplaced, reason)
+	// Bob's new offer reaches Alice's core for the new call id: the old
+	// Call did not end or answer the new call.
+	require.Eventually(t, func() bool {
+		st, id, ok := ac.CurrentCall(bobID)
+		return ok && id == newID && st == smpcall.TagOfferReceived
+	}, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, second.End(ctx))
+	require.NoError(t, call.End(ctx))
+}
