@@ -1,0 +1,75 @@
+package smp_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+)
+
+// cutProxy forwards WebSocket frames to an upstream chat core and can cut
+// every connection at once, as a network failure would.
+type cutProxy struct {
+	url   string
+	mu    sync.Mutex
+	conns []*websocket.Conn
+	wg    sync.WaitGroup
+}
+
+func newCutProxy(t *testing.T, upstream string) *cutProxy {
+	p := &cutProxy{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		down, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		up, _, err := websocket.Dial(r.Context(), upstream, nil)
+		if err != nil {
+			down.CloseNow()
+			return
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, down, up)
+		p.mu.Unlock()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		pipe := func(from, to *websocket.Conn) {
+			defer cancel()
+			for {
+				typ, b, err := from.Read(ctx)
+				if err != nil {
+					return
+				}
+				if err := to.Write(ctx, typ, b); err != nil {
+					return
+				}
+			}
+		}
+		p.wg.Add(1)
+		go func() { defer p.wg.Done(); pipe(up, down) }()
+		pipe(down, up)
+		down.CloseNow()
+		up.CloseNow()
+	}))
+	p.url = "ws" + strings.TrimPrefix(hs.URL, "http")
+	t.Cleanup(func() {
+		p.cut()
+		hs.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.CloseNow()
+	}
+}
