@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -64,6 +65,7 @@ type ChatClient struct {
 	pending map[string]chan reply
 	nextID  uint64
 	user    smpcall.User
+	userID  atomic.Int64 // whose events to deliver; 0 until known: all
 	closed  bool
 	readers sync.WaitGroup
 }
@@ -95,10 +97,13 @@ func DialChatCore(ctx context.Context, url string, opts *ChatClientOptions) (*Ch
 			c.Close()
 			return nil, err
 		}
+		c.mu.Lock()
 		c.user = *r.User
-		c.opts.UserID = r.User.UserID
+		c.mu.Unlock()
+		c.userID.Store(r.User.UserID)
 	} else {
 		c.user = smpcall.User{UserID: c.opts.UserID}
+		c.userID.Store(c.opts.UserID)
 	}
 	return c, nil
 }
@@ -217,7 +222,8 @@ func (c *ChatClient) forUs(ev smpcall.Event) bool {
 	default:
 		return true
 	}
-	return u.UserID == 0 || u.UserID == c.opts.UserID
+	uid := c.userID.Load()
+	return uid == 0 || u.UserID == 0 || u.UserID == uid
 }
 
 // dropped fails the pending commands and tells the Client.
@@ -362,7 +368,7 @@ func (c *ChatClient) Invitations(ctx context.Context) ([]smpcall.RcvCallInvitati
 	}
 	var out []smpcall.RcvCallInvitation
 	for _, inv := range r.Invitations {
-		if inv.User.UserID == c.opts.UserID {
+		if inv.User.UserID == c.userID.Load() {
 			out = append(out, inv)
 		}
 	}
@@ -371,7 +377,7 @@ func (c *ChatClient) Invitations(ctx context.Context) ([]smpcall.RcvCallInvitati
 
 // Contacts lists the user's contacts ("/_contacts <userId>").
 func (c *ChatClient) Contacts(ctx context.Context) ([]smpcall.Contact, error) {
-	r, err := c.Command(ctx, CmdContacts(c.opts.UserID))
+	r, err := c.Command(ctx, CmdContacts(c.userID.Load()))
 	if err != nil {
 		return nil, err
 	}
