@@ -160,3 +160,36 @@ func TestTranscriptIncomingCall(t *testing.T) {
 		t.Fatal("transcript not finished")
 	}
 }
+
+// A command whose response never comes because the socket closes fails
+// with ErrDisconnected, and the transport reports the loss as an event.
+func TestPendingCommandFailsWhenTheSocketCloses(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx := r.Context()
+		_, _, _ = ws.Read(ctx) // /user
+		_ = ws.Write(ctx, websocket.MessageText, []byte(`{"corrId":"1","resp":{"type":"activeUser","user":{"userId":3,"localDisplayName":"bot"}}}`))
+		_, _, _ = ws.Read(ctx) // the command that will never be answered
+	}))
+	defer hs.Close()
+	ctx := context.Background()
+	tr, err := smp.DialChatCore(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	require.NoError(t, err)
+	defer tr.Close()
+	require.Equal(t, int64(3), tr.User().UserID)
+	err = tr.End(ctx, 5)
+	require.ErrorIs(t, err, smp.ErrDisconnected)
+	require.Contains(t, err.Error(), "/_call end @5")
+	select {
+	case ev := <-tr.Events():
+		te, ok := ev.(*smpcall.TransportErrorEvent)
+		require.True(t, ok, "%T", ev)
+		require.ErrorIs(t, te.Err, smp.ErrDisconnected)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no transport error event")
+	}
+}
