@@ -9,13 +9,13 @@ import (
 
 	"github.com/smpcall/smpcall"
 	"github.com/smpcall/smpcall/internal/rtcpayload"
-	"github.com/smpcall/smpcall/internal/turntest"
+	"github.com/smpcall/smpcall/internal/testnet"
 )
 
 // Both sides relay-only through a real TURN server, as default-configured
 // SimpleX apps are (protocol §6.7).
 func TestRelayOnlyThroughTURN(t *testing.T) {
-	turn := turntest.Start(t)
+	turn := testnet.StartTURN(t)
 	relay := func(c *smpcall.Config) {
 		c.ICEServers = []smpcall.ICEServer{{URLs: []string{turn.URL}, Username: turn.Username, Credential: turn.Credential}}
 		c.RelayOnly = true

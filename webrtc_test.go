@@ -10,27 +10,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smpcall/smpcall"
 	"github.com/smpcall/smpcall/audio"
 	"github.com/smpcall/smpcall/internal/rtcpayload"
+	"github.com/smpcall/smpcall/internal/testnet"
 	"github.com/smpcall/smpcall/smp"
 	"github.com/smpcall/smpcall/video"
 )
 
-// loopbackSettings keeps pion on 127.0.0.1: both settings are needed, and
-// mDNS is off (DESIGN.md, practical facts).
-func loopbackSettings() *webrtc.SettingEngine {
-	se := &webrtc.SettingEngine{}
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	return se
-}
+// loopbackSettings keeps pion on 127.0.0.1.
+func loopbackSettings() *webrtc.SettingEngine { return testnet.LoopbackSettings() }
 
 func rtcConfig(mod func(*smpcall.Config)) *smpcall.Config {
 	cfg := &smpcall.Config{ICEServers: []smpcall.ICEServer{}, SettingEngine: loopbackSettings(), ConnectTimeout: 20 * time.Second}

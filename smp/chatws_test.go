@@ -3,62 +3,18 @@ package smp_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smpcall/smpcall"
 	"github.com/smpcall/smpcall/audio"
+	"github.com/smpcall/smpcall/internal/testnet"
 	"github.com/smpcall/smpcall/smp"
 )
 
-// simCore is the simulated chat core of examples/simcore, in-process: one
-// ChatServer per user on a real WebSocket on 127.0.0.1.
-type simCore struct {
-	net  *smp.Network
-	urls map[string]string
-}
-
-func newSimCore(t *testing.T, users ...string) *simCore {
-	t.Helper()
-	s := &simCore{net: smp.NewNetwork(nil), urls: map[string]string{}}
-	var closers []func()
-	for _, u := range users {
-		core, err := s.net.AddUser(u, nil)
-		require.NoError(t, err)
-		srv := smp.NewChatServer(core, nil)
-		hs := httptest.NewServer(srv)
-		s.urls[u] = "ws" + strings.TrimPrefix(hs.URL, "http")
-		closers = append(closers, func() { srv.Close(); hs.Close() })
-	}
-	for i := range users {
-		for j := i + 1; j < len(users); j++ {
-			_, _, err := s.net.Connect(users[i], users[j])
-			require.NoError(t, err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, c := range closers {
-			c()
-		}
-		require.NoError(t, s.net.Close())
-	})
-	return s
-}
-
-func loopbackConfig() *smpcall.Config {
-	se := &webrtc.SettingEngine{}
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	return &smpcall.Config{ICEServers: []smpcall.ICEServer{}, SettingEngine: se}
-}
+func loopbackConfig() *smpcall.Config { return testnet.LoopbackConfig() }
 
 func waitEv[T smpcall.Event](t *testing.T, c *smpcall.Client, match ...func(T) bool) T {
 	t.Helper()
@@ -97,11 +53,11 @@ func (p *paced) ReadFrame(ctx context.Context) (audio.Frame, error) {
 // and answer an encrypted call with media and end it; the call items go
 // through the statuses of protocol §9.
 func TestChatClientCallOverWebSocket(t *testing.T) {
-	sim := newSimCore(t, "alice", "bob")
+	urls := testnet.SimCore(t, "alice", "bob")
 	ctx := context.Background()
-	at, err := smp.DialChatCore(ctx, sim.urls["alice"], nil)
+	at, err := smp.DialChatCore(ctx, urls["alice"], nil)
 	require.NoError(t, err)
-	bt, err := smp.DialChatCore(ctx, sim.urls["bob"], nil)
+	bt, err := smp.DialChatCore(ctx, urls["bob"], nil)
 	require.NoError(t, err)
 	require.Equal(t, "alice", at.User().LocalDisplayName)
 	bobAtAlice, err := at.ContactByName(ctx, "bob")
@@ -160,9 +116,9 @@ func TestChatClientCallOverWebSocket(t *testing.T) {
 
 // Core refusals come back as typed errors.
 func TestChatClientErrors(t *testing.T) {
-	sim := newSimCore(t, "alice", "bob")
+	urls := testnet.SimCore(t, "alice", "bob")
 	ctx := context.Background()
-	at, err := smp.DialChatCore(ctx, sim.urls["alice"], nil)
+	at, err := smp.DialChatCore(ctx, urls["alice"], nil)
 	require.NoError(t, err)
 	defer at.Close()
 	err = at.Answer(ctx, 1, smpcall.WebRTCSession{RTCSession: "x", RTCIceCandidates: "y"})
@@ -191,13 +147,13 @@ func TestChatClientErrors(t *testing.T) {
 // A socket that drops mid-call fails pending commands clearly, ends the
 // call with a reason, and the client can reconnect.
 func TestChatClientSocketDropsMidCall(t *testing.T) {
-	sim := newSimCore(t, "alice", "bob")
+	urls := testnet.SimCore(t, "alice", "bob")
 	ctx := context.Background()
 	// Alice goes through a proxy we can cut.
-	proxy := newCutProxy(t, sim.urls["alice"])
+	proxy := newCutProxy(t, urls["alice"])
 	at, err := smp.DialChatCore(ctx, proxy.url, nil)
 	require.NoError(t, err)
-	bt, err := smp.DialChatCore(ctx, sim.urls["bob"], nil)
+	bt, err := smp.DialChatCore(ctx, urls["bob"], nil)
 	require.NoError(t, err)
 	alice, err := smpcall.NewClient(at, loopbackConfig())
 	require.NoError(t, err)

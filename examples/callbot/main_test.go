@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,54 +11,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/smpcall/smpcall"
 	"github.com/smpcall/smpcall/audio"
+	"github.com/smpcall/smpcall/internal/testnet"
 	"github.com/smpcall/smpcall/smp"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// simCore runs the simulated chat core in-process, one ChatServer per user.
-func simCore(t *testing.T, users ...string) map[string]string {
-	n := smp.NewNetwork(nil)
-	urls := map[string]string{}
-	var closers []func()
-	for _, u := range users {
-		core, err := n.AddUser(u, nil)
-		require.NoError(t, err)
-		srv := smp.NewChatServer(core, nil)
-		hs := httptest.NewServer(srv)
-		urls[u] = "ws" + strings.TrimPrefix(hs.URL, "http")
-		closers = append(closers, func() { srv.Close(); hs.Close() })
-	}
-	for i := range users {
-		for j := i + 1; j < len(users); j++ {
-			_, _, err := n.Connect(users[i], users[j])
-			require.NoError(t, err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, c := range closers {
-			c()
-		}
-		n.Close()
-	})
-	return urls
-}
-
-func loopback() *smpcall.Config {
-	se := &webrtc.SettingEngine{}
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	return &smpcall.Config{ICEServers: []smpcall.ICEServer{}, SettingEngine: se}
-}
+func loopback() *smpcall.Config { return testnet.LoopbackConfig() }
 
 // syncBuf is a log the bot writes and the test reads.
 type syncBuf struct {
@@ -103,26 +64,10 @@ func client(t *testing.T, url string) (*smpcall.Client, *smp.ChatClient) {
 	return c, tr
 }
 
-// fixturePackets reads the Opus packets of the repository's tone.
-func fixturePackets(t *testing.T) [][]byte {
-	src, err := audio.OpenOggSource(filepath.Join("..", "..", "testdata", "media", "tone.opus"), nil)
-	require.NoError(t, err)
-	defer src.Close()
-	var out [][]byte
-	for {
-		f, err := src.ReadFrame(context.Background())
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		require.NoError(t, err)
-		out = append(out, f.Data)
-	}
-}
-
 // A caller hears the greeting, leaves a message, hangs up; the bot's
 // recording is a valid Ogg Opus file holding what the caller sent.
 func TestCallbotTakesAMessage(t *testing.T) {
-	urls := simCore(t, "bot", "alice", "mallory")
+	urls := testnet.SimCore(t, "bot", "alice", "mallory")
 	out := t.TempDir()
 	b := startBot(t, "-url", urls["bot"], "-allow", "alice", "-out", out, "-max", "20s")
 
@@ -131,7 +76,7 @@ func TestCallbotTakesAMessage(t *testing.T) {
 	require.NoError(t, err)
 	var mu sync.Mutex
 	greeting := 0
-	sent := fixturePackets(t)
+	sent := testnet.OpusPackets(t, testnet.Media("tone.opus"))
 	call, err := alice.PlaceCall(context.Background(), botContact.ContactID, &smpcall.CallOptions{
 		Media:   smpcall.MediaAudio,
 		Sources: smpcall.Sources{Mic: &message{packets: sent[:60]}},
@@ -166,7 +111,7 @@ func TestCallbotTakesAMessage(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(out, "alice-*.opus"))
 	require.NoError(t, err)
 	require.Len(t, files, 1)
-	got := readPackets(t, files[0])
+	got := testnet.OpusPackets(t, files[0])
 	require.GreaterOrEqual(t, len(got), 57, "the message arrived (≥ 95%%)")
 	for i, p := range got {
 		require.Equal(t, sent[i], p, "packet %d of the voicemail", i)
@@ -187,7 +132,7 @@ func TestCallbotTakesAMessage(t *testing.T) {
 
 // The bot places a call to a named contact and plays its greeting.
 func TestCallbotPlacesACall(t *testing.T) {
-	urls := simCore(t, "bot", "alice")
+	urls := testnet.SimCore(t, "bot", "alice")
 	alice, _ := client(t, urls["alice"])
 	startBot(t, "-url", urls["bot"], "-call", "alice", "-out", t.TempDir(), "-max", "3s")
 	var evs []smpcall.Event
@@ -247,19 +192,4 @@ func (m *message) ReadFrame(ctx context.Context) (audio.Frame, error) {
 	}
 	m.i++
 	return audio.Frame{Data: m.packets[m.i-1]}, nil
-}
-
-func readPackets(t *testing.T, path string) [][]byte {
-	src, err := audio.OpenOggSource(path, nil)
-	require.NoError(t, err)
-	defer src.Close()
-	var out [][]byte
-	for {
-		f, err := src.ReadFrame(context.Background())
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		require.NoError(t, err)
-		out = append(out, f.Data)
-	}
 }

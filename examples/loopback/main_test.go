@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,9 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/smpcall/smpcall/audio"
-	"github.com/smpcall/smpcall/internal/turntest"
-	"github.com/smpcall/smpcall/video"
+	"github.com/smpcall/smpcall/internal/testnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -124,35 +121,9 @@ func TestLoopbackFlags(t *testing.T) {
 	require.Contains(t, stderr.String(), "tone.opus")
 }
 
-type frameReader[F any] interface {
-	ReadFrame(context.Context) (F, error)
-	Close() error
-}
+func packetList(t *testing.T, path string) [][]byte { return testnet.OpusPackets(t, path) }
 
-// readAll reads every frame of a file source that opened with err.
-func readAll[F any](t *testing.T, src frameReader[F], err error, data func(F) []byte) [][]byte {
-	require.NoError(t, err)
-	defer src.Close()
-	var out [][]byte
-	for {
-		f, err := src.ReadFrame(context.Background())
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		require.NoError(t, err)
-		out = append(out, data(f))
-	}
-}
-
-func packetList(t *testing.T, path string) [][]byte {
-	src, err := audio.OpenOggSource(path, nil)
-	return readAll[audio.Frame](t, src, err, func(f audio.Frame) []byte { return f.Data })
-}
-
-func ivfList(t *testing.T, path string) [][]byte {
-	src, err := video.OpenIVFSource(path, nil)
-	return readAll[video.Frame](t, src, err, func(f video.Frame) []byte { return f.Data })
-}
+func ivfList(t *testing.T, path string) [][]byte { return testnet.VP8Frames(t, path) }
 
 func set(frames [][]byte) map[string]bool {
 	out := map[string]bool{}
@@ -165,7 +136,7 @@ func set(frames [][]byte) map[string]bool {
 // -relay -turn: the call goes through a real TURN server (coturn on
 // 127.0.0.1), relay-only, and the summary says so.
 func TestLoopbackRelay(t *testing.T) {
-	turn := turntest.Start(t)
+	turn := testnet.StartTURN(t)
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"-duration", "2s", "-audio-only", "-json", "-relay", "-turn", turn.SimpleX(), "-out", t.TempDir()}, &stdout, &stderr)
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())

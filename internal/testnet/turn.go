@@ -1,8 +1,4 @@
-// Package turntest runs a real TURN server (Debian's coturn) on 127.0.0.1
-// for tests: a free port, a test user, no daemon, stopped when the test
-// ends. .ci/run installs coturn; without it a test skips locally and fails
-// in CI (the CI environment variable is set).
-package turntest
+package testnet
 
 import (
 	"bufio"
@@ -42,9 +38,11 @@ func freeUDPPort(t testing.TB) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-// Start runs coturn on 127.0.0.1 with a test user, in the foreground,
-// stopped at the end of the test.
-func Start(t testing.TB) Server {
+// StartTURN runs a real TURN server (Debian's coturn) on 127.0.0.1 with a
+// test user, in the foreground (no daemon), stopped when the test ends.
+// .ci/run installs coturn; without it a test skips locally and fails in CI
+// (the CI environment variable is set).
+func StartTURN(t testing.TB) Server {
 	t.Helper()
 	bin, err := exec.LookPath("turnserver")
 	if err != nil {
