@@ -17,10 +17,11 @@
 // # Entry points
 //
 //   - Transport is the boundary to the SimpleX side, shaped like the chat
-//     core's call API. Package smp implements it: smp.Core does what the chat
-//     core does for calls over any message pipe (an embedder's own SMP
-//     connection), and smp.Network is an in-memory loopback of such cores
-//     for tests and examples.
+//     core's call API. Package smp implements it three ways: smp.DialChatCore
+//     talks to a running SimpleX chat core over its WebSocket API; smp.Core
+//     does what the chat core does for calls over any message pipe (an
+//     embedder's own SMP connection); and smp.Network is an in-memory
+//     loopback of such cores for tests and examples.
 //   - Client runs over a Transport: SendInvitation, SendOffer, SendAnswer,
 //     SendExtraInfo, EndCall, Reject, SendCallStatus and PendingInvitations,
 //     with the app-level call state machine (CallState) and an ordered
