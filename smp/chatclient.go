@@ -23,6 +23,9 @@ import (
 // it is down. Reconnect brings it back.
 var ErrDisconnected = errors.New("smp: chat core connection lost")
 
+// writeTimeout bounds one write to the core's socket.
+const writeTimeout = 10 * time.Second
+
 // reply is a response, or the news that the connection was lost first.
 type reply struct {
 	r    Response
@@ -68,6 +71,8 @@ type ChatClient struct {
 	userID  atomic.Int64 // whose events to deliver; 0 until known: all
 	closed  bool
 	readers sync.WaitGroup
+
+	reconnectMu sync.Mutex // one Reconnect at a time
 }
 
 // DialChatCore connects to a chat core's WebSocket URL (e.g.
@@ -120,11 +125,21 @@ func (c *ChatClient) connect(ctx context.Context) error {
 		conn.Close(websocket.StatusNormalClosure, "")
 		return smpcall.ErrClosed
 	}
+	// Replace any previous connection: its commands will never be answered
+	// on this one, so they fail now.
+	old, oldPending := c.conn, c.pending
+	c.pending = make(map[string]chan reply)
 	c.conn = conn
 	c.gen++
 	gen := c.gen
 	c.readers.Add(1)
 	c.mu.Unlock()
+	if old != nil {
+		old.CloseNow()
+	}
+	for _, ch := range oldPending {
+		ch <- reply{lost: true}
+	}
 	go func() {
 		defer c.readers.Done()
 		c.read(conn, gen)
@@ -143,13 +158,8 @@ func (c *ChatClient) User() smpcall.User {
 // were in progress are not resumed (the Client ended them); pending
 // invitations can be fetched again with Invitations.
 func (c *ChatClient) Reconnect(ctx context.Context) error {
-	c.mu.Lock()
-	old := c.conn
-	c.conn = nil
-	c.mu.Unlock()
-	if old != nil {
-		old.Close(websocket.StatusNormalClosure, "reconnecting")
-	}
+	c.reconnectMu.Lock()
+	defer c.reconnectMu.Unlock()
 	return c.connect(ctx)
 }
 
@@ -170,6 +180,14 @@ func (c *ChatClient) read(conn *websocket.Conn, gen int) {
 		f, err := DecodeFrame(data)
 		if err != nil {
 			c.log.Warn("smp: bad frame from the chat core", "err", err)
+			// If it names a command, that command gets the error rather
+			// than waiting for an answer that will not come.
+			var id struct {
+				CorrID *string `json:"corrId"`
+			}
+			if json.Unmarshal(data, &id) == nil && id.CorrID != nil {
+				c.answer(*id.CorrID, Response{Err: &smpcall.ChatError{Kind: smpcall.KindCommandError, Message: "undecodable response: " + err.Error()}})
+			}
 			continue
 		}
 		if f.HasCorrID {
@@ -177,15 +195,7 @@ func (c *ChatClient) read(conn *websocket.Conn, gen int) {
 			if err != nil {
 				r = Response{Err: &smpcall.ChatError{Kind: smpcall.KindCommandError, Message: "undecodable response: " + err.Error()}}
 			}
-			c.mu.Lock()
-			ch := c.pending[f.CorrID]
-			delete(c.pending, f.CorrID)
-			c.mu.Unlock()
-			if ch == nil {
-				c.log.Info("smp: response with an unknown corrId", "corrId", f.CorrID)
-				continue
-			}
-			ch <- reply{r: r} // buffered
+			c.answer(f.CorrID, r)
 			continue
 		}
 		evs, err := DecodeEvent(f.Resp)
@@ -199,6 +209,19 @@ func (c *ChatClient) read(conn *websocket.Conn, gen int) {
 			}
 		}
 	}
+}
+
+// answer hands a response to the command waiting for it.
+func (c *ChatClient) answer(corrID string, r Response) {
+	c.mu.Lock()
+	ch := c.pending[corrID]
+	delete(c.pending, corrID)
+	c.mu.Unlock()
+	if ch == nil {
+		c.log.Info("smp: response with an unknown corrId", "corrId", corrID)
+		return
+	}
+	ch <- reply{r: r} // buffered
 }
 
 // forUs keeps the events of this transport's user.
@@ -275,10 +298,23 @@ func (c *ChatClient) Command(ctx context.Context, cmd string) (Response, error) 
 		forget()
 		return Response{}, err
 	}
-	if err := conn.Write(ctx, websocket.MessageText, req); err != nil {
+	if err := ctx.Err(); err != nil {
 		forget()
-		if ctx.Err() != nil {
-			return Response{}, ctx.Err()
+		return Response{}, err
+	}
+	// coder/websocket closes the whole connection when a write's context
+	// ends; one caller's deadline must not cut everyone off, so the write
+	// gets its own bound and ctx only bounds the wait for the answer.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	err = conn.Write(wctx, websocket.MessageText, req)
+	cancel()
+	if err != nil {
+		forget()
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			return Response{}, smpcall.ErrClosed
 		}
 		return Response{}, fmt.Errorf("%s: %w: %v", firstWords(cmd), ErrDisconnected, err)
 	}

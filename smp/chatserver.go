@@ -130,7 +130,10 @@ func (s *ChatServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer close(writerDone)
 		for b := range c.out.C() {
-			if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+			wctx, wcancel := context.WithTimeout(ctx, 10*time.Second) // a client that stops reading is dropped
+			err := ws.Write(wctx, websocket.MessageText, b)
+			wcancel()
+			if err != nil {
 				cancel()
 				return
 			}
@@ -259,7 +262,7 @@ func (s *ChatServer) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	for _, c := range conns {
-		c.ws.Close(websocket.StatusGoingAway, "server closed")
+		c.ws.CloseNow() // at once: a client that stopped reading must not hold us
 	}
 	s.wg.Wait()
 	return nil

@@ -150,8 +150,8 @@ func TestChatClientSocketDropsMidCall(t *testing.T) {
 	urls := testnet.SimCore(t, "alice", "bob")
 	ctx := context.Background()
 	// Alice goes through a proxy we can cut.
-	proxy := newCutProxy(t, urls["alice"])
-	at, err := smp.DialChatCore(ctx, proxy.url, nil)
+	proxy := testnet.NewCutProxy(t, urls["alice"])
+	at, err := smp.DialChatCore(ctx, proxy.URL, nil)
 	require.NoError(t, err)
 	bt, err := smp.DialChatCore(ctx, urls["bob"], nil)
 	require.NoError(t, err)
@@ -172,7 +172,7 @@ func TestChatClientSocketDropsMidCall(t *testing.T) {
 	_, err = call.WaitConnected(wctx)
 	require.NoError(t, err)
 
-	proxy.cut()
+	proxy.Cut()
 	<-call.Done()
 	reason, err := call.Reason()
 	require.Equal(t, smpcall.ReasonTransport, reason)
@@ -185,4 +185,48 @@ func TestChatClientSocketDropsMidCall(t *testing.T) {
 	require.NoError(t, err, "works again after Reconnect")
 	require.NoError(t, answer.End(ctx))
 	require.True(t, errors.Is(smp.ErrDisconnected, smp.ErrDisconnected))
+}
+
+// One caller's cancelled context fails that command only; the connection
+// stays up for everyone else.
+func TestChatClientCancelledCommandKeepsTheConnection(t *testing.T) {
+	urls := testnet.SimCore(t, "alice", "bob")
+	ctx := context.Background()
+	at, err := smp.DialChatCore(ctx, urls["alice"], nil)
+	require.NoError(t, err)
+	defer at.Close()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for range 20 {
+		_, err := at.Contacts(cancelled)
+		require.ErrorIs(t, err, context.Canceled)
+	}
+	cs, err := at.Contacts(ctx)
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+}
+
+// Concurrent Reconnects leave one connection, and Close returns.
+func TestChatClientConcurrentReconnect(t *testing.T) {
+	urls := testnet.SimCore(t, "alice", "bob")
+	ctx := context.Background()
+	at, err := smp.DialChatCore(ctx, urls["alice"], nil)
+	require.NoError(t, err)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() { errs <- at.Reconnect(ctx) }()
+	}
+	for range 4 {
+		require.NoError(t, <-errs)
+	}
+	_, err = at.Contacts(ctx)
+	require.NoError(t, err)
+	closed := make(chan error, 1)
+	go func() { closed <- at.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hung")
+	}
 }

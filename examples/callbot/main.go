@@ -38,7 +38,10 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills a slow shutdown
+	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stderr, nil))
 }
 
@@ -130,7 +133,7 @@ func bot(ctx context.Context, o options, log *slog.Logger, base *smpcall.Config)
 		return err
 	}
 	log.Info("callbot ready", "url", o.url, "user", core.User().LocalDisplayName)
-	b := &botState{o: o, log: log, client: client}
+	b := &botState{o: o, log: log, client: client, core: core}
 	defer b.shutdown()
 
 	if o.call != "" {
@@ -158,10 +161,12 @@ func bot(ctx context.Context, o options, log *slog.Logger, base *smpcall.Config)
 }
 
 type botState struct {
-	o      options
-	log    *slog.Logger
-	client *smpcall.Client
-	wg     sync.WaitGroup
+	o            options
+	log          *slog.Logger
+	client       *smpcall.Client
+	core         *smp.ChatClient
+	wg           sync.WaitGroup
+	reconnecting sync.Mutex
 }
 
 func (b *botState) handle(ctx context.Context, ev smpcall.Event) {
@@ -182,7 +187,38 @@ func (b *botState) handle(ctx context.Context, ev smpcall.Event) {
 	case *smpcall.CallRecordEvent:
 		b.log.Info("call record", "contact", e.Record.Contact.Name(), "record", e.Record.Text(), "reason", e.Record.Reason)
 	case *smpcall.TransportErrorEvent:
-		b.log.Warn("chat core connection lost", "err", e.Err)
+		b.log.Warn("chat core connection lost; reconnecting", "err", e.Err)
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.reconnect(ctx)
+		}()
+	}
+}
+
+// reconnect dials the chat core again with backoff until it answers or the
+// bot stops; calls that were in progress have ended (the Client ended them).
+func (b *botState) reconnect(ctx context.Context) {
+	if !b.reconnecting.TryLock() {
+		return // one loop at a time
+	}
+	defer b.reconnecting.Unlock()
+	delay := 500 * time.Millisecond
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := b.core.Reconnect(dctx)
+		cancel()
+		if err == nil {
+			b.log.Info("reconnected to the chat core")
+			return
+		}
+		b.log.Warn("reconnect failed", "err", err, "retry", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
 	}
 }
 

@@ -193,3 +193,24 @@ func (m *message) ReadFrame(ctx context.Context) (audio.Frame, error) {
 	m.i++
 	return audio.Frame{Data: m.packets[m.i-1]}, nil
 }
+
+// When the chat core's connection drops, the bot reconnects and answers
+// calls again.
+func TestCallbotReconnects(t *testing.T) {
+	urls := testnet.SimCore(t, "bot", "alice")
+	proxy := testnet.NewCutProxy(t, urls["bot"])
+	b := startBot(t, "-url", proxy.URL, "-out", t.TempDir(), "-max", "5s")
+	proxy.Cut()
+	require.Eventually(t, func() bool { return strings.Contains(b.log.String(), "reconnected to the chat core") }, 15*time.Second, 20*time.Millisecond, "log:\n%s", b.log.String())
+
+	alice, at := client(t, urls["alice"])
+	bot, err := at.ContactByName(context.Background(), "bot")
+	require.NoError(t, err)
+	call, err := alice.PlaceCall(context.Background(), bot.ContactID, &smpcall.CallOptions{Media: smpcall.MediaAudio})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = call.WaitConnected(ctx)
+	require.NoError(t, err, "log:\n%s", b.log.String())
+	require.NoError(t, call.End(ctx))
+}

@@ -1,4 +1,4 @@
-package smp_test
+package testnet
 
 import (
 	"context"
@@ -11,17 +11,17 @@ import (
 	"github.com/coder/websocket"
 )
 
-// cutProxy forwards WebSocket frames to an upstream chat core and can cut
+// CutProxy forwards WebSocket frames to an upstream chat core and can cut
 // every connection at once, as a network failure would.
-type cutProxy struct {
-	url   string
+type CutProxy struct {
+	URL   string
 	mu    sync.Mutex
 	conns []*websocket.Conn
 	wg    sync.WaitGroup
 }
 
-func newCutProxy(t *testing.T, upstream string) *cutProxy {
-	p := &cutProxy{}
+func NewCutProxy(t testing.TB, upstream string) *CutProxy {
+	p := &CutProxy{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		down, err := websocket.Accept(w, r, nil)
 		if err != nil {
@@ -55,16 +55,16 @@ func newCutProxy(t *testing.T, upstream string) *cutProxy {
 		down.CloseNow()
 		up.CloseNow()
 	}))
-	p.url = "ws" + strings.TrimPrefix(hs.URL, "http")
+	p.URL = "ws" + strings.TrimPrefix(hs.URL, "http")
 	t.Cleanup(func() {
-		p.cut()
+		p.Cut()
 		hs.Close()
 		p.wg.Wait()
 	})
 	return p
 }
 
-func (p *cutProxy) cut() {
+func (p *CutProxy) Cut() {
 	p.mu.Lock()
 	conns := p.conns
 	p.conns = nil
