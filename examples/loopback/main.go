@@ -241,7 +241,7 @@ func call(ctx context.Context, o options, stdout io.Writer) (*Summary, error) {
 	script(ctx, o, alice, pr)
 
 	states := [2]string{alice.call.State().String(), bob.call.State().String()}
-	stats := [2]smpcall.CallStats{alice.call.Stats(), bob.call.Stats()}
+	live := [2]smpcall.CallStats{alice.call.Stats(), bob.call.Stats()} // RTT is measured only while connected
 	pr.say("alice hangs up")
 	if err := alice.call.End(ctx); err != nil {
 		return nil, err
@@ -252,7 +252,10 @@ func call(ctx context.Context, o options, stdout io.Writer) (*Summary, error) {
 		return nil, errors.New("bob's call did not end")
 	}
 	// Final counters, after the last frames arrived.
-	stats = [2]smpcall.CallStats{alice.call.Stats(), bob.call.Stats()}
+	stats := [2]smpcall.CallStats{alice.call.Stats(), bob.call.Stats()}
+	for i := range stats {
+		stats[i].RTT = live[i].RTT
+	}
 	var closeErr error
 	for _, p := range []*party{alice, bob} {
 		if err := p.closeAll(); err != nil {
