@@ -180,7 +180,6 @@ type callEntry struct {
 	// ops serializes commands for this contact.
 	ops sync.Mutex
 
-	invitation *RcvCallInvitation
 	// local and peer call types, and the media key, as far as known.
 	localType, peerType *CallType
 	sharedKey           *SharedKey
@@ -506,7 +505,7 @@ func (c *Client) command(ctx context.Context, expect *callEntry, contactID int64
 		}
 		return &StateError{Op: op.String(), ContactID: contactID, State: from}
 	}
-	saved := *e.snapshot()
+	saved := e.snapshot()
 	if prepare != nil {
 		prepare(e)
 	}
@@ -544,12 +543,26 @@ type entryState struct {
 	localType, peerType *CallType
 }
 
-func (e *callEntry) snapshot() *entryState {
-	return &entryState{incoming: e.incoming, localType: e.localType, peerType: e.peerType}
+func (e *callEntry) snapshot() entryState {
+	return entryState{incoming: e.incoming, localType: e.localType, peerType: e.peerType}
 }
 
 func (e *callEntry) restore(s entryState) {
 	e.incoming, e.localType, e.peerType = s.incoming, s.localType, s.peerType
+}
+
+// stateOfEntry is the state of one particular call: StateEnded once it is
+// no longer the contact's current call. Caller does not hold c.mu.
+func (c *Client) stateOfEntry(contactID int64, e *callEntry) CallState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case e == nil:
+		return c.stateOf(contactID)
+	case c.calls[contactID] != e:
+		return StateEnded
+	}
+	return e.state
 }
 
 func (c *Client) stateOf(contactID int64) CallState {
@@ -609,7 +622,6 @@ func (c *Client) setState(e *callEntry, to CallState, reason EndReason) {
 
 func (c *Client) fillInvitation(e *callEntry, inv *RcvCallInvitation) {
 	e.incoming = true
-	e.invitation = inv
 	pt := inv.CallType
 	e.peerType = &pt
 	e.localType = nil

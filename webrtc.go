@@ -216,7 +216,7 @@ func (k *Call) State() CallState {
 		return StateEnded
 	default:
 	}
-	return k.c.CallState(k.contact.ContactID)
+	return k.c.stateOfEntry(k.contact.ContactID, k.entry.Load())
 }
 
 // Done is closed when the call has ended and all its goroutines stopped.
