@@ -347,11 +347,8 @@ func (k *Call) handle(v any) bool {
 	case *CallStateEvent:
 		if m.To == StateEnded {
 			var err error
-			switch m.Reason {
-			case ReasonTransport:
+			if m.Reason == ReasonTransport {
 				err = errors.New("smpcall: transport failed")
-			case ReasonPeerEnded, ReasonReplaced, ReasonClosed:
-				err = nil
 			}
 			k.terminate(m.Reason, err, false)
 			return true
