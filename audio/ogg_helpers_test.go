@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/smpcall/smpcall/internal/testtool"
 	"io"
 	"os"
 	"os/exec"
@@ -200,15 +201,7 @@ func oggScanPages(t testing.TB, b []byte) []oggPageInfo {
 // oggNeedOpusdec returns the path of opusdec; without it the test is
 // skipped, or fails in CI (CI set).
 func oggNeedOpusdec(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("opusdec")
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skip("opusdec not installed (Debian package opus-tools)")
-		}
-		t.Fatal("opusdec not installed in CI: apt-get install opus-tools")
-	}
-	return p
+	return testtool.Need(t, "opusdec", "opus-tools")
 }
 
 // oggWAV is decoded audio.

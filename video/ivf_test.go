@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/smpcall/smpcall/internal/testtool"
 	"io"
 	"os"
 	"os/exec"
@@ -100,15 +101,7 @@ func readAllFrames(t testing.TB, s *IVFSource, limit int) ([]Frame, error) {
 // needVpxdec returns the vpxdec path; without it the test is skipped
 // locally and fails in CI.
 func needVpxdec(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("vpxdec")
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skip("vpxdec not installed (Debian: apt-get install vpx-tools)")
-		}
-		t.Fatal("vpxdec not installed but CI is set (Debian: apt-get install vpx-tools)")
-	}
-	return p
+	return testtool.Need(t, "vpxdec", "vpx-tools")
 }
 
 // vpxdecMD5 decodes path with vpxdec and returns the MD5 of all decoded

@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
+	"github.com/smpcall/smpcall/internal/testtool"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -118,16 +118,13 @@ func TestCallbotTakesAMessage(t *testing.T) {
 	}
 	ivf, _ := filepath.Glob(filepath.Join(out, "alice-*.ivf"))
 	require.Empty(t, ivf, "no video file for an audio call")
-	if opusdec, err := exec.LookPath("opusdec"); err == nil {
-		out, err := exec.Command(opusdec, "--quiet", files[0], filepath.Join(t.TempDir(), "v.wav")).CombinedOutput()
-		require.NoError(t, err, string(out))
-	} else if os.Getenv("CI") != "" {
-		t.Fatal("opusdec missing; .ci/run installs opus-tools")
-	}
 	b.cancel()
 	require.Equal(t, 0, <-b.done)
 	require.Contains(t, b.log.String(), "callbot stopping")
 	b.done <- 0 // for the cleanup
+	opusdec := testtool.Need(t, "opusdec", "opus-tools")
+	decoded, err := exec.Command(opusdec, "--quiet", files[0], filepath.Join(t.TempDir(), "v.wav")).CombinedOutput()
+	require.NoError(t, err, string(decoded))
 }
 
 // The bot places a call to a named contact and plays its greeting.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/smpcall/smpcall/internal/testtool"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,17 +19,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func tool(t *testing.T, name string) string {
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed; .ci/run installs it", name)
-		}
-		t.Skipf("%s is not installed (apt-get install opus-tools vpx-tools)", name)
-	}
-	return p
-}
 
 // The README's main command, short and with -json: both sides connected and
 // encrypted, every stream delivered ≥ 95 %, nothing failed to decrypt, and
@@ -70,7 +60,7 @@ func TestLoopbackVideoCall(t *testing.T) {
 	require.Contains(t, stdout.String(), "alice switches to her environment camera (ok)")
 
 	media := defaultMediaDir()
-	opusdec, vpxdec := tool(t, "opusdec"), tool(t, "vpxdec")
+	opusdec, vpxdec := testtool.Need(t, "opusdec", "opus-tools"), testtool.Need(t, "vpxdec", "vpx-tools")
 	for _, who := range []string{"alice", "bob"} {
 		// Audio: every recorded packet is a packet of the fixture, and opusdec decodes the file.
 		sent := set(packetList(t, filepath.Join(media, "tone.opus")))

@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/smpcall/smpcall/internal/testtool"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -44,13 +44,7 @@ func freeUDPPort(t testing.TB) int {
 // (the CI environment variable is set).
 func StartTURN(t testing.TB) Server {
 	t.Helper()
-	bin, err := exec.LookPath("turnserver")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("turnserver (coturn) is not installed; .ci/run installs it")
-		}
-		t.Skip("turnserver (coturn) is not installed; run .ci/run or apt-get install coturn")
-	}
+	bin := testtool.Need(t, "turnserver", "coturn")
 	port := freeUDPPort(t)
 	minPort := 40000 + (port % 2000 * 10)
 	ctx, cancel := context.WithCancel(context.Background())
