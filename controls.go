@@ -256,12 +256,9 @@ func (k *Call) streamFor(src CallMediaSource, wantVideo bool) (int, error) {
 }
 
 // startSenders starts one send loop per stream the session has; media
-// starts only on connected, since pion drops samples written earlier.
+// starts only on connected (onConnected runs it once), since pion drops
+// samples written earlier.
 func (k *Call) startSenders() {
-	if k.mediaStarted {
-		return
-	}
-	k.mediaStarted = true
 	var mask uint32
 	for i, t := range k.tracks {
 		if t == nil {

@@ -158,7 +158,6 @@ type Call struct {
 	initialTimer  *time.Timer
 	extrasTicker  *time.Ticker
 	connectTimer  *time.Timer
-	mediaStarted  bool
 	connectedOnce bool
 
 	// Media goroutines.
@@ -886,18 +885,17 @@ func (k *Call) finish() {
 }
 
 // goMedia starts a media goroutine unless the call is closing.
-func (k *Call) goMedia(f func()) bool {
+func (k *Call) goMedia(f func()) {
 	k.mediaMu.Lock()
 	defer k.mediaMu.Unlock()
 	if k.mediaClosed {
-		return false
+		return
 	}
 	k.mediaWG.Add(1)
 	go func() {
 		defer k.mediaWG.Done()
 		f()
 	}()
-	return true
 }
 
 // --- media ---------------------------------------------------------------
