@@ -153,18 +153,29 @@ func ItemText(sent bool, status CICallStatus, duration int) string {
 }
 
 // TransportErrorEvent: the transport lost its connection (Err says why).
-// Calls in progress over it are ended by the Client with that reason.
+//
+// Temporary is true when the transport is reconnecting by itself (package
+// smp's ChatClient does, with backoff): commands fail until a
+// TransportRestoredEvent follows, but calls whose media is already flowing
+// do not depend on the signaling connection and keep going. When Temporary
+// is false the transport is gone for good and the Client ends every call.
 type TransportErrorEvent struct {
-	Err error
+	Err       error
+	Temporary bool
 }
 
-func (e *CallInvitationEvent) ContactID() int64 { return e.Invitation.Contact.ContactID }
-func (e *CallOfferEvent) ContactID() int64      { return e.Contact.ContactID }
-func (e *CallAnswerEvent) ContactID() int64     { return e.Contact.ContactID }
-func (e *CallExtraInfoEvent) ContactID() int64  { return e.Contact.ContactID }
-func (e *CallEndedEvent) ContactID() int64      { return e.Contact.ContactID }
-func (e *CallItemEvent) ContactID() int64       { return e.Contact.ContactID }
-func (e *TransportErrorEvent) ContactID() int64 { return 0 }
+// TransportRestoredEvent: a transport that reported a temporary loss
+// (TransportErrorEvent with Temporary set) is connected again.
+type TransportRestoredEvent struct{}
+
+func (e *CallInvitationEvent) ContactID() int64  { return e.Invitation.Contact.ContactID }
+func (e *CallOfferEvent) ContactID() int64       { return e.Contact.ContactID }
+func (e *CallAnswerEvent) ContactID() int64      { return e.Contact.ContactID }
+func (e *CallExtraInfoEvent) ContactID() int64   { return e.Contact.ContactID }
+func (e *CallEndedEvent) ContactID() int64       { return e.Contact.ContactID }
+func (e *CallItemEvent) ContactID() int64        { return e.Contact.ContactID }
+func (e *TransportErrorEvent) ContactID() int64  { return 0 }
+func (*TransportRestoredEvent) ContactID() int64 { return 0 }
 func (e *MessageErrorEvent) ContactID() int64 {
 	if e.Contact == nil {
 		return 0
@@ -172,11 +183,12 @@ func (e *MessageErrorEvent) ContactID() int64 {
 	return e.Contact.ContactID
 }
 
-func (*CallInvitationEvent) event() {}
-func (*CallOfferEvent) event()      {}
-func (*CallAnswerEvent) event()     {}
-func (*CallExtraInfoEvent) event()  {}
-func (*CallEndedEvent) event()      {}
-func (*MessageErrorEvent) event()   {}
-func (*CallItemEvent) event()       {}
-func (*TransportErrorEvent) event() {}
+func (*CallInvitationEvent) event()    {}
+func (*CallOfferEvent) event()         {}
+func (*CallAnswerEvent) event()        {}
+func (*CallExtraInfoEvent) event()     {}
+func (*CallEndedEvent) event()         {}
+func (*MessageErrorEvent) event()      {}
+func (*CallItemEvent) event()          {}
+func (*TransportErrorEvent) event()    {}
+func (*TransportRestoredEvent) event() {}
