@@ -58,6 +58,13 @@ type Config struct {
 	// a call produces; candidates that do not fit go to later extras.
 	// Default 13,000 (below SMP's post-quantum message size).
 	MaxMessageSize int
+	// ICEAcceptance is how long the ICE-controlling side (this side when it
+	// makes the SDP offer, i.e. when it accepted an invitation) waits before
+	// it nominates a working candidate pair of each type. Nil means
+	// DefaultICEAcceptance, or RelayOnlyICEAcceptance when RelayOnly is set;
+	// see their docs for why. It is applied over SettingEngine unless its
+	// FromSettingEngine field is set.
+	ICEAcceptance *ICEAcceptance
 	// SettingEngine, if set, configures pion for every call (network
 	// interfaces, vnet, timeouts). Tests use it to stay on loopback. It is
 	// copied; later changes have no effect. Default: pion's defaults.

@@ -140,3 +140,42 @@ func connectionInfo(pair *webrtc.ICECandidatePair) (ConnectionInfo, error) {
 		LocalAddress: fmt.Sprintf("%s:%d", l.Address, l.Port), RemoteAddress: fmt.Sprintf("%s:%d", r.Address, r.Port),
 	}, nil
 }
+
+// ICEAcceptance is how long the ICE-controlling agent waits, from the start
+// of connectivity checks, before it may nominate a working pair whose
+// candidates are of each type (pion/ice's acceptance minimum waits). pion
+// cannot switch to a better pair after nominating one, so a wait is only
+// worth its cost where a better pair may still turn up.
+type ICEAcceptance struct {
+	Host, ServerReflexive, PeerReflexive, Relay time.Duration
+	// FromSettingEngine leaves the waits to Config.SettingEngine (or to
+	// pion's defaults: 0, 500 ms, 1 s and 2 s) and ignores the fields above.
+	FromSettingEngine bool
+}
+
+// DefaultICEAcceptance is used with the all-candidates policy. Chrome
+// selects the first writable pair at once and may switch later; pion,
+// which cannot switch, waits a little for a relay pair so that a direct
+// pair that validates within a few check rounds is preferred. pion's own
+// defaults (500 ms for server-reflexive, 1 s for peer-reflexive, 2 s for
+// relay) held working pairs back for seconds.
+var DefaultICEAcceptance = ICEAcceptance{Relay: 250 * time.Millisecond}
+
+// RelayOnlyICEAcceptance is used with Config.RelayOnly: every candidate
+// is a relay, so nothing better can turn up and the first working pair is
+// nominated at once. (pion/ice v4.4.8 means to do this by itself, but
+// computes its relay-only default before the candidate types are applied,
+// so pion/webrtc's relay policy still waited 2 s: every call that a
+// SimpleX user placed to the SDK connected about 2 s late.)
+var RelayOnlyICEAcceptance = ICEAcceptance{}
+
+// apply sets the waits on se unless they are left to it.
+func (a ICEAcceptance) apply(se *webrtc.SettingEngine) {
+	if a.FromSettingEngine {
+		return
+	}
+	se.SetHostAcceptanceMinWait(a.Host)
+	se.SetSrflxAcceptanceMinWait(a.ServerReflexive)
+	se.SetPrflxAcceptanceMinWait(a.PeerReflexive)
+	se.SetRelayAcceptanceMinWait(a.Relay)
+}

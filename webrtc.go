@@ -398,6 +398,14 @@ func (k *Call) newPeerConnection() error {
 	if cfg.SettingEngine != nil {
 		se = *cfg.SettingEngine
 	}
+	acc := DefaultICEAcceptance
+	switch {
+	case cfg.ICEAcceptance != nil:
+		acc = *cfg.ICEAcceptance
+	case cfg.RelayOnly:
+		acc = RelayOnlyICEAcceptance
+	}
+	acc.apply(&se)
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	rc := webrtc.Configuration{ICEServers: make([]webrtc.ICEServer, 0, len(cfg.ICEServers))}
 	for _, s := range cfg.ICEServers {
