@@ -47,7 +47,7 @@ func (p *pair) wireLog() []string {
 	return append([]string(nil), p.wire...)
 }
 
-func newPair(t *testing.T, aliceCfg, bobCfg *smpcall.Config) *pair {
+func newPair(t *testing.T, aliceCfg, bobCfg *smpcall.Config, wrap ...func(name string, tr smpcall.Transport) smpcall.Transport) *pair {
 	p := &pair{}
 	p.net = smp.NewNetwork(&smp.NetworkConfig{Trace: p.trace})
 	var err error
@@ -57,9 +57,13 @@ func newPair(t *testing.T, aliceCfg, bobCfg *smpcall.Config) *pair {
 	require.NoError(t, err)
 	p.bobID, p.aliceID, err = p.net.Connect("alice", "bob")
 	require.NoError(t, err)
-	p.alice, err = smpcall.NewClient(p.aliceCore, aliceCfg)
+	var at, bt smpcall.Transport = p.aliceCore, p.bobCore
+	for _, w := range wrap {
+		at, bt = w("alice", at), w("bob", bt)
+	}
+	p.alice, err = smpcall.NewClient(at, aliceCfg)
 	require.NoError(t, err)
-	p.bob, err = smpcall.NewClient(p.bobCore, bobCfg)
+	p.bob, err = smpcall.NewClient(bt, bobCfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		require.NoError(t, p.alice.Close())
@@ -146,7 +150,7 @@ func TestClientWholeCall(t *testing.T) {
 	require.NoError(t, p.bob.EndCall(ctx, p.aliceID))
 	require.Equal(t, smpcall.StateNone, p.bob.CallState(p.aliceID))
 	ended := waitState(t, p.alice, smpcall.StateEnded)
-	require.Equal(t, smpcall.ReasonPeerEnded, ended.Reason)
+	require.Equal(t, smpcall.ReasonRemoteHangup, ended.Reason)
 	require.Equal(t, smpcall.StateConnected, ended.From)
 	requireState(t, p.alice, p.bobID, smpcall.StateNone)
 
@@ -189,7 +193,7 @@ func TestClientRejectSendsNothing(t *testing.T) {
 	require.NoError(t, p.alice.SendInvitation(ctx, p.bobID, smpcall.DefaultCallType))
 	wait[*smpcall.RingingEvent](t, p.bob)
 	require.NoError(t, p.bob.Reject(ctx, p.aliceID))
-	require.Equal(t, smpcall.ReasonRejected, waitState(t, p.bob, smpcall.StateEnded).Reason)
+	require.Equal(t, smpcall.ReasonDeclined, waitState(t, p.bob, smpcall.StateEnded).Reason)
 	require.Equal(t, smpcall.StateNone, p.bob.CallState(p.aliceID))
 
 	time.Sleep(50 * time.Millisecond)
@@ -210,7 +214,7 @@ func TestClientEndBeforeOffer(t *testing.T) {
 	wait[*smpcall.RingingEvent](t, p.bob)
 	require.NoError(t, p.alice.EndCall(ctx, p.bobID))
 	ended := waitState(t, p.bob, smpcall.StateEnded)
-	require.Equal(t, smpcall.ReasonPeerEnded, ended.Reason)
+	require.Equal(t, smpcall.ReasonMissed, ended.Reason, "the caller gave up before bob accepted")
 	require.Equal(t, smpcall.StateInvitationReceived, ended.From)
 	err := p.bob.SendOffer(ctx, p.aliceID, smpcall.WebRTCCallOffer{CallType: smpcall.DefaultCallType, RTCSession: session})
 	require.ErrorIs(t, err, smpcall.ErrNoCall)
@@ -316,8 +320,18 @@ func TestClientRollsBackOnTransportError(t *testing.T) {
 }
 
 func TestClientStaleInvitationDoesNotRing(t *testing.T) {
-	later := func() time.Time { return time.Now().Add(181 * time.Second) }
-	p := newPair(t, nil, &smpcall.Config{Now: later})
+	// Bob's Client sees the invitation as received 181 s ago.
+	p := newPair(t, nil, nil, func(name string, tr smpcall.Transport) smpcall.Transport {
+		if name != "bob" {
+			return tr
+		}
+		return mapEvents(tr, func(ev smpcall.Event) smpcall.Event {
+			if inv, ok := ev.(*smpcall.CallInvitationEvent); ok {
+				inv.Invitation.CallTs.Time = time.Now().Add(-181 * time.Second)
+			}
+			return ev
+		})
+	})
 	require.NoError(t, p.alice.SendInvitation(ctx, p.bobID, smpcall.DefaultCallType))
 	inv := wait[*smpcall.CallInvitationEvent](t, p.bob)
 	// The state event and the invitation come; a RingingEvent must not.
@@ -387,7 +401,7 @@ func TestClientTransportGoneEndsCalls(t *testing.T) {
 	waitState(t, p.alice, smpcall.StateInvitationSent)
 	require.NoError(t, p.aliceCore.Close())
 	ended := waitState(t, p.alice, smpcall.StateEnded)
-	require.Equal(t, smpcall.ReasonTransport, ended.Reason)
+	require.Equal(t, smpcall.ReasonTransportLost, ended.Reason)
 }
 
 func TestNewClientNilTransport(t *testing.T) {

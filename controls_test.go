@@ -135,21 +135,21 @@ func connect(t *testing.T, media smpcall.CallMediaType, aliceSources smpcall.Sou
 func TestMuteIsSeenByThePeerAndUnmuteBringsItBack(t *testing.T) {
 	mic := &endless{tag: 'm', every: 20 * time.Millisecond}
 	p := connect(t, smpcall.MediaAudio, smpcall.Sources{Mic: endlessAudio{mic}}, smpcall.Sources{})
-	on := wait(t, p.bob, func(e *smpcall.PeerMediaEvent) bool { return e.Source == smpcall.SourceMic })
+	on := waitCall(t, p.bc, func(e *smpcall.PeerMediaEvent) bool { return e.Source == smpcall.SourceMic })
 	require.True(t, on.Enabled)
 	require.True(t, p.bc.PeerEnabled(smpcall.SourceMic))
 
 	require.NoError(t, p.ac.SetEnabled(smpcall.SourceMic, false))
 	require.False(t, p.ac.Enabled(smpcall.SourceMic))
 	muted := time.Now()
-	off := wait(t, p.bob, func(e *smpcall.PeerMediaEvent) bool { return e.Source == smpcall.SourceMic })
+	off := waitCall(t, p.bc, func(e *smpcall.PeerMediaEvent) bool { return e.Source == smpcall.SourceMic })
 	require.False(t, off.Enabled)
 	// The peer infers "muted" from 3 s without frames (protocol §6.4): never sooner.
 	require.GreaterOrEqual(t, time.Since(muted), 3*time.Second)
 	sentWhileMuted := p.ac.Stats().Streams[0].FramesSent
 
 	require.NoError(t, p.ac.SetEnabled(smpcall.SourceMic, true))
-	back := wait(t, p.bob, func(e *smpcall.PeerMediaEvent) bool { return e.Source == smpcall.SourceMic })
+	back := waitCall(t, p.bc, func(e *smpcall.PeerMediaEvent) bool { return e.Source == smpcall.SourceMic })
 	require.True(t, back.Enabled)
 	// The counter moves just after the frame leaves, so the peer may see it first.
 	require.Eventually(t, func() bool { return p.ac.Stats().Streams[0].FramesSent > sentWhileMuted+1 }, 5*time.Second, 10*time.Millisecond)
@@ -237,13 +237,15 @@ func TestStatsAndRecords(t *testing.T) {
 	require.Equal(t, smpcall.MediaAudio, ra.Media)
 	require.True(t, ra.Encrypted)
 	require.Positive(t, ra.Duration)
-	require.Equal(t, smpcall.ReasonLocalEnd, ra.Reason)
+	require.Equal(t, smpcall.ReasonLocalHangup, ra.Reason)
 	require.Regexp(t, `^outgoing call: ended \(00:0\d\)$`, ra.Text())
 	rb, _ := p.bc.Record()
 	require.True(t, rb.Incoming)
-	require.Equal(t, smpcall.ReasonPeerEnded, rb.Reason)
-	ev := wait[*smpcall.CallRecordEvent](t, p.bob)
+	require.Equal(t, smpcall.ReasonRemoteHangup, rb.Reason)
+	ev := waitCall[*smpcall.CallRecordEvent](t, p.bc)
 	require.Equal(t, smpcall.CIStatusEnded, ev.Record.Status)
+	_, open := <-p.bc.Events()
+	require.False(t, open, "the record is the call's last event")
 }
 
 func TestRecordsOfCallsThatNeverConnected(t *testing.T) {

@@ -18,6 +18,10 @@ var (
 	ErrInvalidState = errors.New("smpcall: operation not allowed in this call state")
 	// ErrNoCall is returned when there is no call with the contact.
 	ErrNoCall = errors.New("smpcall: no call with this contact")
+	// ErrTransportDown is wrapped by the errors of commands that failed
+	// while the transport reported a temporary outage
+	// (TransportErrorEvent with Temporary set).
+	ErrTransportDown = errors.New("smpcall: transport temporarily down")
 )
 
 // StateError says which operation was refused in which app-level state.

@@ -21,7 +21,7 @@ func ExampleClient_PlaceCall() {
 	defer net.Close()
 	aliceCore, _ := net.AddUser("alice", nil)
 	bobCore, _ := net.AddUser("bob", nil)
-	bobAtAlice, aliceAtBob, _ := net.Connect("alice", "bob")
+	bobAtAlice, _, _ := net.Connect("alice", "bob")
 
 	// Stay on loopback, with no STUN/TURN servers (tests and examples only).
 	se := &webrtc.SettingEngine{}
@@ -40,9 +40,13 @@ func ExampleClient_PlaceCall() {
 		fmt.Println(err)
 		return
 	}
-	ring := next[*smpcall.RingingEvent](bob)
-	fmt.Println("bob: incoming", ring.Invitation.CallType.Media, "call from", ring.Invitation.Contact.Name())
-	answer, err := bob.AcceptCall(ctx, aliceAtBob, nil)
+	inv, err := bob.NextInvitation(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("bob: incoming", inv.CallType.Media, "call from", inv.Contact.Name())
+	answer, err := bob.AcceptCall(ctx, inv.Contact.ContactID, nil)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -63,5 +67,5 @@ func ExampleClient_PlaceCall() {
 	// bob: incoming audio call from alice
 	// connected: udp host relay: false
 	// frame-encrypted: true true
-	// bob: call ended by peer
+	// bob: call remote_hangup
 }

@@ -50,7 +50,7 @@ func Example() {
 	// alice: offer received, frame encryption: true
 	// same key on both sides: true
 	// alice: negotiated bob: answerReceived
-	// alice: call ended by peer
+	// alice: call remote_hangup
 }
 
 // Declining a call sends nothing to the caller, as in the SimpleX apps: the

@@ -95,19 +95,6 @@ type ICEBatching struct {
 	ExtrasTimeout time.Duration
 }
 
-func (b ICEBatching) withDefaults() ICEBatching {
-	if b.InitialDelay <= 0 {
-		b.InitialDelay = 750 * time.Millisecond
-	}
-	if b.ExtrasInterval <= 0 {
-		b.ExtrasInterval = 1500 * time.Millisecond
-	}
-	if b.ExtrasTimeout <= 0 {
-		b.ExtrasTimeout = 12 * time.Second
-	}
-	return b
-}
-
 // ConnectionInfo describes the path a connected call uses (the selected ICE
 // candidate pair).
 type ConnectionInfo struct {

@@ -36,7 +36,8 @@ func TestParseICEServer(t *testing.T) {
 }
 
 func TestDefaultsMatchTheApps(t *testing.T) {
-	cfg := (*Config)(nil).withDefaults()
+	cfg, err := (*Config)(nil).resolve()
+	require.NoError(t, err)
 	require.Equal(t, DefaultICEServers, cfg.ICEServers)
 	require.Equal(t, "turns:turn.simplex.im:443?transport=tcp", DefaultICEServers[2].URLs[0])
 	require.Equal(t, 750, int(cfg.ICE.InitialDelay.Milliseconds()))
@@ -51,7 +52,8 @@ func TestDefaultsMatchTheApps(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, pc.Close())
 	}
-	empty := (&Config{ICEServers: []ICEServer{}}).withDefaults()
+	empty, err := (&Config{ICEServers: []ICEServer{}}).resolve()
+	require.NoError(t, err)
 	require.Empty(t, empty.ICEServers)
 }
 
@@ -59,6 +61,9 @@ func TestVideoHasVP8(t *testing.T) {
 	require.True(t, videoHasVP8("v=0\r\nm=audio 9 UDP 111\r\na=rtpmap:111 opus/48000/2\r\n"))
 	require.True(t, videoHasVP8("v=0\r\nm=video 9 UDP 96\r\na=rtpmap:96 VP8/90000\r\n"))
 	require.False(t, videoHasVP8("v=0\r\nm=video 9 UDP 102\r\na=rtpmap:102 H264/90000\r\n"))
-	require.Equal(t, 2, midIndex("2"))
-	require.Equal(t, -1, midIndex("video"))
+	s, ok := streamOfMid("2")
+	require.True(t, ok)
+	require.Equal(t, streamScreenAudio, s)
+	_, ok = streamOfMid("video")
+	require.False(t, ok)
 }

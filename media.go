@@ -2,12 +2,13 @@ package smpcall
 
 import (
 	"bytes"
-	"fmt"
-	"sync/atomic"
+	"errors"
+	"io"
 	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/smpcall/smpcall/audio"
 	"github.com/smpcall/smpcall/internal/framecrypt"
@@ -15,139 +16,180 @@ import (
 	"github.com/smpcall/smpcall/video"
 )
 
-// streamCounters are one media source's counters, updated by its goroutines.
-type streamCounters struct {
-	framesSent, bytesSent                atomic.Uint64
-	framesReceived, bytesReceived        atomic.Uint64
-	decrypted, decryptFailed, framesLost atomic.Uint64
-	keyFramesReceived, keyFrameRequests  atomic.Uint64
-	pliSent                              atomic.Uint64
-
-	// Peer media detection: when the peer's last frame came, and whether
-	// the source is considered on.
-	lastFrame atomic.Int64
-	peerOn    atomic.Bool
-	// remoteSSRC is the SSRC of the peer's track (0 until it appears).
-	remoteSSRC atomic.Uint32
+// mediaSession is what the media goroutines of a call need, handed to them
+// as a value once the loop has set up the peer connection and its tracks.
+// Nothing in it changes afterwards.
+type mediaSession struct {
+	pc *webrtc.PeerConnection
+	// cipher is nil when the call is not frame-encrypted.
+	cipher *framecrypt.Cipher
+	// tracks has a track for each stream the session has.
+	tracks  [numStreams]*webrtc.TrackLocalStaticSample
+	streams streamSet
 }
 
-// StreamStats are the counters of one media source of a call.
-type StreamStats struct {
-	Source CallMediaSource
-	// FramesSent and BytesSent count frames this side sent (bytes before encryption).
-	FramesSent, BytesSent uint64
-	// FramesReceived and BytesReceived count frames delivered to the sink
-	// (after decryption).
-	FramesReceived, BytesReceived uint64
-	// Decrypted counts frames that passed authentication; DecryptFailed
-	// frames that did not (dropped, never delivered).
-	Decrypted, DecryptFailed uint64
-	// FramesLost counts video frames dropped because packets were missing.
-	FramesLost uint64
-	// KeyFramesReceived counts received VP8 key frames.
-	KeyFramesReceived uint64
-	// KeyFrameRequests counts PLI/FIR received from the peer; PLISent those we sent.
-	KeyFrameRequests, PLISent uint64
-	// PacketsReceived, PacketsLost and Jitter describe the RTP stream from
-	// the peer (pion's inbound-rtp statistics; jitter in time units).
-	PacketsReceived uint32
-	PacketsLost     int32
-	Jitter          time.Duration
-}
-
-// CallStats is a snapshot of a call's counters.
-type CallStats struct {
-	Streams [4]StreamStats
-	// Duration is the time since the call connected (0 before).
-	Duration time.Duration
-	// RTT is the round-trip time of the selected ICE candidate pair (0 until measured).
-	RTT time.Duration
-	// Info is the selected candidate pair.
-	Info ConnectionInfo
-}
-
-// Stats returns a snapshot of the call's counters. Safe at any time.
-func (k *Call) Stats() CallStats {
-	var s CallStats
-	for i := range k.stats {
-		c := &k.stats[i]
-		s.Streams[i] = StreamStats{
-			Source:     MediaSources[i],
-			FramesSent: c.framesSent.Load(), BytesSent: c.bytesSent.Load(),
-			FramesReceived: c.framesReceived.Load(), BytesReceived: c.bytesReceived.Load(),
-			Decrypted: c.decrypted.Load(), DecryptFailed: c.decryptFailed.Load(), FramesLost: c.framesLost.Load(),
-			KeyFramesReceived: c.keyFramesReceived.Load(), KeyFrameRequests: c.keyFrameRequests.Load(), PLISent: c.pliSent.Load(),
+// startSession publishes the media session once the tracks are attached,
+// and reads RTCP on every sender: pion needs it read for NACK and reports,
+// and PLI/FIR from the peer ask for a key frame.
+func (k *Call) startSession() {
+	sess := &mediaSession{pc: k.loop.pc, cipher: k.loop.cipher, tracks: k.loop.tracks}
+	for _, s := range streams {
+		if sess.tracks[s] != nil {
+			sess.streams.add(s)
 		}
 	}
-	if pc := k.pcRef.Load(); pc != nil && k.State() != StateEnded {
-		for _, st := range pc.GetStats() {
-			switch st := st.(type) {
-			case webrtc.InboundRTPStreamStats:
-				if i := midIndex(st.Mid); i >= 0 {
-					s.Streams[i].PacketsReceived = st.PacketsReceived
-					s.Streams[i].PacketsLost = st.PacketsLost
-					s.Streams[i].Jitter = time.Duration(st.Jitter * float64(time.Second))
+	k.session.Store(sess)
+	for _, tr := range k.loop.pc.GetTransceivers() {
+		snd := tr.Sender()
+		if snd == nil || snd.Track() == nil {
+			continue
+		}
+		s, ok := streamOf(CallMediaSource(snd.Track().ID()))
+		if !ok {
+			continue
+		}
+		k.goMedia(func() { k.readRTCP(snd, s) })
+	}
+}
+
+// keyFrameInterval limits how often the peer's requests make a source
+// produce a key frame: Chrome repeats its PLI every 0.2–0.4 s until it
+// decodes one (docs/architecture.md).
+const keyFrameInterval = 300 * time.Millisecond
+
+func (k *Call) readRTCP(snd *webrtc.RTPSender, s stream) {
+	var last time.Time
+	for {
+		pkts, _, err := snd.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				k.stats[s].keyFrameRequests.Add(1)
+				if time.Since(last) < keyFrameInterval {
+					continue
 				}
-			case webrtc.ICECandidatePairStats:
-				if st.Nominated && st.CurrentRoundTripTime > 0 {
-					s.RTT = time.Duration(st.CurrentRoundTripTime * float64(time.Second))
-				}
+				last = time.Now()
+				k.send[s].requestKeyFrame()
 			}
 		}
 	}
-	k.mu.Lock()
-	if !k.connAt.IsZero() {
-		s.Duration = k.c.cfg.Now().Sub(k.connAt)
-	}
-	s.Info = k.info
-	k.mu.Unlock()
-	return s
 }
 
-// onTrack runs on a pion goroutine when a remote track sends its first
-// packet: camera and screen tracks may appear mid-call (DESIGN.md).
+// startSenders starts one send loop per stream the session has; media
+// starts only on connected, since pion drops samples written earlier.
+func (k *Call) startSenders() {
+	sess := k.session.Load()
+	for _, s := range streams {
+		if t := sess.tracks[s]; t != nil {
+			k.goMedia(func() { k.sendLoop(sess, s, t) })
+		}
+	}
+}
+
+// sendLoop sends what stream s's current source produces until the call ends.
+func (k *Call) sendLoop(sess *mediaSession, s stream, t *webrtc.TrackLocalStaticSample) {
+	st := &k.send[s]
+	for {
+		read, ctx, changed := st.current(k.mediaCtx)
+		if read == nil {
+			select {
+			case <-changed:
+				continue
+			case <-k.mediaCtx.Done():
+				return
+			}
+		}
+		data, d, err := read(ctx)
+		if err != nil {
+			switch {
+			case k.mediaCtx.Err() != nil:
+				return
+			case ctx.Err() != nil:
+				continue // replaced
+			case errors.Is(err, io.EOF):
+				k.log.Info("smpcall: source ended", "source", s)
+			default:
+				k.events.Push(&MediaErrorEvent{Contact: k.contact, Source: s.source(), Sending: true, Err: err})
+			}
+			st.finished(changed)
+			continue
+		}
+		if len(data) == 0 || !st.enabled.Load() {
+			continue // muted: the frame is read and dropped
+		}
+		prefix := framecrypt.PrefixAudio
+		if s.video() {
+			prefix = framecrypt.PrefixVP8(data)
+		}
+		if !k.write(sess, s, t, data, prefix, d) && k.mediaCtx.Err() != nil {
+			return
+		}
+	}
+}
+
+// write encrypts one frame (the whole encoded frame, before packetization,
+// protocol §7.1) and sends it. Once a key is in force nothing is ever sent
+// in the clear. A failed write (a transient network error) drops the frame
+// and reports false; the stream goes on.
+//
+// Muted time does not advance the RTP timestamp: pion can only skip time
+// together with sequence numbers, which the peer would count as loss and
+// NACK. After an unmute the peer's jitter buffer sees the stream resume.
+func (k *Call) write(sess *mediaSession, s stream, t *webrtc.TrackLocalStaticSample, data []byte, prefix int, d time.Duration) bool {
+	out := data
+	if sess.cipher != nil {
+		out = sess.cipher.Seal(make([]byte, 0, len(data)+framecrypt.Overhead), data, prefix)
+	}
+	if err := t.WriteSample(media.Sample{Data: out, Duration: d}); err != nil {
+		if k.mediaCtx.Err() == nil && k.writeErrs.Add(1)%100 == 1 {
+			k.log.Info("smpcall: write sample failed; frame dropped", "source", s, "err", err)
+		}
+		return false
+	}
+	k.stats[s].framesSent.Add(1)
+	k.stats[s].bytesSent.Add(uint64(len(data)))
+	return true
+}
+
+// onTrack starts reading a remote track. pion fires OnTrack on a track's
+// first packet, so camera and screen tracks may appear mid-call.
 func (k *Call) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
-	i := -1
-	for _, tr := range k.pc.GetTransceivers() {
-		if tr.Receiver() == r {
-			i = midIndex(tr.Mid())
-			if i < 0 { // older peers' mids: by kind
-				i = 0
-				if tr.Kind() == webrtc.RTPCodecTypeVideo {
-					i = 1
-				}
-			}
-			break
-		}
-	}
-	if i < 0 {
+	s, ok := k.streamOfReceiver(r)
+	if !ok {
 		return
 	}
-	k.goMedia(func() { k.receive(i, t) })
+	sess := k.session.Load()
+	k.goMedia(func() { k.receive(sess, s, t) })
 }
+
+// pliInterval limits our own key-frame requests to the peer.
+const pliInterval = 500 * time.Millisecond
 
 // receive reads one remote track: reassembles frames, decrypts them, drops
 // and counts the ones that fail, and hands the rest to the sink.
-func (k *Call) receive(i int, t *webrtc.TrackRemote) {
+func (k *Call) receive(sess *mediaSession, s stream, t *webrtc.TrackRemote) {
 	isVid := t.Kind() == webrtc.RTPCodecTypeVideo
 	var asm rtpframe.VP8
 	var lastPLI time.Time
 	failures := 0
 	sinkOK := true
+	c := &k.stats[s]
 	pli := func() {
-		if time.Since(lastPLI) < 500*time.Millisecond {
+		if time.Since(lastPLI) < pliInterval {
 			return
 		}
 		lastPLI = time.Now()
-		if err := k.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}}); err == nil {
-			k.stats[i].pliSent.Add(1)
+		if err := sess.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}}); err == nil {
+			c.pliSent.Add(1)
 		}
 	}
-	k.stats[i].remoteSSRC.Store(uint32(t.SSRC()))
+	c.remoteSSRC.Store(uint32(t.SSRC()))
 	if isVid {
 		pli() // ask for a key frame as soon as the receiver starts
 	}
-	c := &k.stats[i]
 	for {
 		p, _, err := t.ReadRTP()
 		if err != nil {
@@ -168,17 +210,17 @@ func (k *Call) receive(i int, t *webrtc.TrackRemote) {
 			continue
 		}
 		out := frame
-		if k.cipher != nil {
+		if sess.cipher != nil {
 			prefix := framecrypt.PrefixAudio
 			if isVid {
 				prefix = framecrypt.PrefixVP8(frame)
 			}
-			out, err = k.cipher.Open(make([]byte, 0, len(frame)), frame, prefix)
+			out, err = sess.cipher.Open(make([]byte, 0, len(frame)), frame, prefix)
 			if err != nil {
 				c.decryptFailed.Add(1)
 				failures++
-				if failures == k.c.cfg.DecryptFailureThreshold {
-					k.c.out.Push(&DecryptFailingEvent{Contact: k.contact, Source: MediaSources[i], Failed: failures})
+				if failures == k.cfg.DecryptFailureThreshold {
+					k.events.Push(&DecryptFailingEvent{Contact: k.contact, Source: s.source(), Failed: failures})
 				}
 				if isVid {
 					pli()
@@ -190,43 +232,42 @@ func (k *Call) receive(i int, t *webrtc.TrackRemote) {
 		} else {
 			out = bytes.Clone(frame)
 		}
-		k.peerFrame(i)
+		k.peerFrame(s)
 		if !sinkOK {
 			continue
 		}
-		if err := k.deliver(i, isVid, out); err != nil {
+		if err := k.deliverFrame(s, out); err != nil {
 			sinkOK = false
-			k.c.out.Push(&MediaErrorEvent{Contact: k.contact, Source: MediaSources[i], Err: err})
+			k.events.Push(&MediaErrorEvent{Contact: k.contact, Source: s.source(), Err: err})
 		}
 	}
 }
 
-func (k *Call) deliver(i int, isVid bool, data []byte) error {
-	c := &k.stats[i]
+// deliverFrame hands one decrypted frame to stream s's sink.
+func (k *Call) deliverFrame(s stream, data []byte) error {
+	c := &k.stats[s]
 	var err error
-	if isVid {
+	sinks := &k.opts.Sinks
+	switch s {
+	case streamMic, streamScreenAudio:
+		sink := sinks.Mic
+		if s == streamScreenAudio {
+			sink = sinks.ScreenAudio
+		}
+		if sink != nil {
+			err = sink.WriteFrame(audio.Frame{Data: data})
+		}
+	default:
 		key := video.IsKeyFrame(data)
 		if key {
 			c.keyFramesReceived.Add(1)
 		}
-		var sink video.Sink
-		if i == 3 {
-			sink = k.opts.Sinks.ScreenVideo
-		} else {
-			sink = k.opts.Sinks.Camera
+		sink := sinks.Camera
+		if s == streamScreenVideo {
+			sink = sinks.ScreenVideo
 		}
 		if sink != nil {
 			err = sink.WriteFrame(video.Frame{Data: data, KeyFrame: key})
-		}
-	} else {
-		var sink audio.Sink
-		if i == 2 {
-			sink = k.opts.Sinks.ScreenAudio
-		} else {
-			sink = k.opts.Sinks.Mic
-		}
-		if sink != nil {
-			err = sink.WriteFrame(audio.Frame{Data: data})
 		}
 	}
 	if err == nil {
@@ -236,25 +277,23 @@ func (k *Call) deliver(i int, isVid bool, data []byte) error {
 	return err
 }
 
-// RequestKeyFrame asks the peer for a key frame on one of its video
-// streams (an RTCP PLI), e.g. when the embedder's decoder lost its state.
-// Errors: not a video source, no frames from that stream yet, ErrCallEnded.
-func (k *Call) RequestKeyFrame(src CallMediaSource) error {
-	i := sourceIndex(string(src))
-	if i < 0 || !isVideo(i) {
-		return fmt.Errorf("smpcall: %q is not a video source", src)
+// peerFrame records a frame from the peer's stream s (from its receive goroutine).
+func (k *Call) peerFrame(s stream) {
+	c := &k.stats[s]
+	c.lastFrame.Store(time.Now().UnixNano())
+	if c.peerOn.CompareAndSwap(false, true) {
+		k.events.Push(&PeerMediaEvent{Contact: k.contact, Source: s.source(), Enabled: true})
 	}
-	pc := k.pcRef.Load()
-	if pc == nil || k.State() == StateEnded {
-		return ErrCallEnded
+}
+
+// checkPeerMedia announces a peer source as off after PeerMediaTimeout
+// without frames, as the web page's 3 s decrypt timer does (protocol §6.4).
+// The loop runs it on a ticker.
+func (k *Call) checkPeerMedia(now time.Time) {
+	for _, s := range streams {
+		c := &k.stats[s]
+		if c.peerOn.Load() && now.Sub(time.Unix(0, c.lastFrame.Load())) > k.cfg.PeerMediaTimeout && c.peerOn.CompareAndSwap(true, false) {
+			k.events.Push(&PeerMediaEvent{Contact: k.contact, Source: s.source(), Enabled: false})
+		}
 	}
-	ssrc := k.stats[i].remoteSSRC.Load()
-	if ssrc == 0 {
-		return fmt.Errorf("smpcall: no %s stream from the peer yet", src)
-	}
-	if err := pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
-		return fmt.Errorf("smpcall: request key frame: %w", err)
-	}
-	k.stats[i].pliSent.Add(1)
-	return nil
 }

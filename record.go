@@ -31,27 +31,21 @@ func (r CallRecord) Text() string {
 	return ItemText(!r.Incoming, r.Status, int(r.Duration/time.Second))
 }
 
-// CallRecordEvent: a call of the high-level path ended; its record.
-type CallRecordEvent struct {
-	Record CallRecord
-}
-
-func (e *CallRecordEvent) ContactID() int64 { return e.Record.Contact.ContactID }
-func (*CallRecordEvent) event()             {}
-
-// recordStatus maps how a call ended to the status SimpleX would show: a
-// call that connected "ended"; one we declined "rejected"; one that failed
-// "error"; any other that never connected "missed" (as the core's pending
-// + disconnected rule, protocol §9).
-func recordStatus(connected bool, reason EndReason) CICallStatus {
+// recordStatus maps how a call ended to the status SimpleX shows for it
+// (protocol §9): a call that connected "ended"; one this side declined
+// "rejected"; one that failed "error"; one that ended before it was
+// accepted "missed" (the core's pending + disconnected rule) and one that
+// ended after it was accepted but before it connected "ended" (0 s).
+func recordStatus(connected, accepted, incoming bool, reason EndReason) CICallStatus {
 	switch {
 	case connected:
 		return CIStatusEnded
-	case reason == ReasonRejected:
+	case incoming && (reason == ReasonDeclined || reason == ReasonBusy):
 		return CIStatusRejected
-	case reason == ReasonConnectTimeout || reason == ReasonConnectionFailed || reason == ReasonError ||
-		reason == ReasonUnencrypted || reason == ReasonTransport:
+	case reason.Failure():
 		return CIStatusError
+	case accepted:
+		return CIStatusEnded
 	}
 	return CIStatusMissed
 }
@@ -66,15 +60,15 @@ func (k *Call) Record() (CallRecord, bool) {
 }
 
 // makeRecord builds and publishes the record; it runs once, in finish.
-func (k *Call) makeRecord() {
-	k.mu.Lock()
-	r := CallRecord{Contact: k.contact, Incoming: k.incoming, Media: k.media, Reason: k.reason, Err: k.err,
-		Encrypted: k.encrypted, StartedAt: k.startedAt, ConnectedAt: k.connAt, EndedAt: k.c.cfg.Now()}
-	k.mu.Unlock()
+func (k *Call) makeRecord() CallRecord {
+	snap := k.snap.Load()
+	r := CallRecord{Contact: k.contact, Incoming: k.incoming, Media: k.media, Reason: snap.reason, Err: snap.err,
+		Encrypted: snap.encrypted, StartedAt: k.startedAt, ConnectedAt: snap.connectedAt, EndedAt: time.Now()}
 	if !r.ConnectedAt.IsZero() {
 		r.Duration = r.EndedAt.Sub(r.ConnectedAt)
 	}
-	r.Status = recordStatus(!r.ConnectedAt.IsZero(), r.Reason)
+	accepted := k.incoming || k.loop.pc != nil
+	r.Status = recordStatus(!r.ConnectedAt.IsZero(), accepted, k.incoming, r.Reason)
 	k.record.Store(&r)
-	k.c.out.Push(&CallRecordEvent{Record: r})
+	return r
 }

@@ -20,7 +20,8 @@ func TestRelayOnlyThroughTURN(t *testing.T) {
 		c.ICEServers = []smpcall.ICEServer{{URLs: []string{turn.URL}, Username: turn.Username, Credential: turn.Credential}}
 		c.RelayOnly = true
 	}
-	alice, bob, _ := newRTCPair(t, rtcConfig(relay), rtcConfig(relay), nil)
+	var tp taps
+	alice, bob, _ := newRTCPair(t, rtcConfig(relay), rtcConfig(relay), tp.wrap)
 	sent := frames(40, 100, false)
 	var got collector
 	ac, err := alice.client.PlaceCall(ctx, alice.peerID, &smpcall.CallOptions{Media: smpcall.MediaAudio, Sinks: smpcall.Sinks{Mic: got.Audio()}})
@@ -29,7 +30,7 @@ func TestRelayOnlyThroughTURN(t *testing.T) {
 	bc, err := bob.client.AcceptCall(ctx, bob.peerID, &smpcall.CallOptions{Sources: smpcall.Sources{Mic: &audioList{listSource{frames: sent, every: 5 * time.Millisecond}}}})
 	require.NoError(t, err)
 	// Only relay candidates are offered.
-	offer := wait[*smpcall.CallOfferEvent](t, alice.client)
+	offer := waitTap[*smpcall.CallOfferEvent](t, &tp, "alice")
 	cands, err := rtcpayload.DecodeCandidates(offer.Offer.RTCIceCandidates)
 	require.NoError(t, err)
 	for _, c := range cands {

@@ -220,25 +220,26 @@ func TestCallConnectsWithEncryptedMedia(t *testing.T) {
 	require.Equal(t, st.Streams[1].Decrypted, st.Streams[1].FramesReceived)
 	require.Equal(t, uint64(len(bobGotVideo.got())), st.Streams[1].FramesReceived)
 	reason, err := bc.Reason()
-	require.Equal(t, smpcall.ReasonPeerEnded, reason)
+	require.Equal(t, smpcall.ReasonRemoteHangup, reason)
 	require.NoError(t, err)
 	reason, _ = ac.Reason()
-	require.Equal(t, smpcall.ReasonLocalEnd, reason)
+	require.Equal(t, smpcall.ReasonLocalHangup, reason)
 	require.NoError(t, ac.End(ctx), "End twice")
 }
 
 func TestAudioCallHasFourMLinesAndConnects(t *testing.T) {
-	alice, bob, _ := newRTCPair(t, rtcConfig(nil), rtcConfig(nil), nil)
+	var tp taps
+	alice, bob, _ := newRTCPair(t, rtcConfig(nil), rtcConfig(nil), tp.wrap)
 	ac, err := alice.client.PlaceCall(ctx, alice.peerID, &smpcall.CallOptions{Media: smpcall.MediaAudio})
 	require.NoError(t, err)
 	ring := wait[*smpcall.RingingEvent](t, bob.client)
 	require.Equal(t, smpcall.MediaAudio, ring.Invitation.CallType.Media)
 	bc, err := bob.client.AcceptCall(ctx, bob.peerID, nil)
 	require.NoError(t, err)
-	offer := wait[*smpcall.CallOfferEvent](t, alice.client)
+	offer := waitTap[*smpcall.CallOfferEvent](t, &tp, "alice")
 	sdp := decodeSDP(t, offer.Offer.RTCSession)
 	require.Equal(t, []string{"audio 0", "video 1", "audio 2", "video 3"}, mlines(sdp))
-	answer := wait[*smpcall.CallAnswerEvent](t, bob.client)
+	answer := waitTap[*smpcall.CallAnswerEvent](t, &tp, "bob")
 	asdp := decodeSDP(t, answer.Answer.RTCSession)
 	require.Equal(t, []string{"audio 0", "video 1", "audio 2", "video 3"}, mlines(asdp))
 	require.Equal(t, 4, countLines(asdp, "a=sendrecv"), "answer every m-line sendrecv")
@@ -333,7 +334,7 @@ func TestWrongKeyDeliversNothing(t *testing.T) {
 	defer cancel()
 	_, err = ac.WaitConnected(wctx)
 	require.NoError(t, err, "both stay connected: only the counters show it")
-	fail := wait[*smpcall.DecryptFailingEvent](t, alice.client)
+	fail := waitCall[*smpcall.DecryptFailingEvent](t, ac)
 	require.Equal(t, smpcall.SourceMic, fail.Source)
 	require.Eventually(t, func() bool { return ac.Stats().Streams[0].DecryptFailed >= 25 }, 10*time.Second, 10*time.Millisecond)
 	require.Empty(t, got.got(), "no frame that failed to decrypt is delivered")
@@ -368,7 +369,7 @@ func TestUnencryptedRefusedByDefault(t *testing.T) {
 	require.Equal(t, smpcall.ReasonUnencrypted, reason)
 	<-ac.Done() // the peer learns it by x.call.end
 	reason, _ = ac.Reason()
-	require.Equal(t, smpcall.ReasonPeerEnded, reason)
+	require.Equal(t, smpcall.ReasonDeclined, reason, "for the caller the callee ended before its offer")
 }
 
 func TestUnencryptedWhenAllowed(t *testing.T) {
@@ -455,8 +456,8 @@ func TestConnectTimeoutEndsTheCall(t *testing.T) {
 	rb, _ := bc.Reason()
 	// Whichever timer fires first ends the call; the other side hears x.call.end.
 	require.True(t, errors.Is(errA, smpcall.ErrConnectTimeout) || errors.Is(errB, smpcall.ErrConnectTimeout), "%v / %v", errA, errB)
-	require.Contains(t, []smpcall.EndReason{smpcall.ReasonConnectTimeout, smpcall.ReasonPeerEnded}, ra)
-	require.Contains(t, []smpcall.EndReason{smpcall.ReasonConnectTimeout, smpcall.ReasonPeerEnded}, rb)
+	require.Contains(t, []smpcall.EndReason{smpcall.ReasonConnectionTimeout, smpcall.ReasonRemoteHangup}, ra)
+	require.Contains(t, []smpcall.EndReason{smpcall.ReasonConnectionTimeout, smpcall.ReasonRemoteHangup}, rb)
 	require.Equal(t, smpcall.StateNone, alice.client.CallState(alice.peerID))
 }
 

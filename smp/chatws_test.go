@@ -175,7 +175,7 @@ func TestChatClientSocketDropsMidCall(t *testing.T) {
 	proxy.Cut()
 	<-call.Done()
 	reason, err := call.Reason()
-	require.Equal(t, smpcall.ReasonTransport, reason)
+	require.Equal(t, smpcall.ReasonTransportLost, reason)
 	require.Error(t, err)
 	err = at.End(ctx, 1)
 	require.ErrorIs(t, err, smp.ErrDisconnected)

@@ -149,7 +149,7 @@ func TestTranscriptIncomingCall(t *testing.T) {
 	me := waitEv[*smpcall.MessageErrorEvent](t, c)
 	require.Equal(t, "x.call.answer: wrong call state CSTCallNegotiated", me.ErrorMessage)
 	ended := waitEv[*smpcall.CallStateEvent](t, c, func(e *smpcall.CallStateEvent) bool { return e.To == smpcall.StateEnded })
-	require.Equal(t, smpcall.ReasonPeerEnded, ended.Reason)
+	require.Equal(t, smpcall.ReasonRemoteHangup, ended.Reason)
 	final := waitEv[*smpcall.CallItemEvent](t, c, func(e *smpcall.CallItemEvent) bool { return e.Item.Status == smpcall.CIStatusEnded })
 	require.Equal(t, "incoming call: ended (00:07)", final.Item.Text)
 	require.Equal(t, 7, final.Item.Duration)

@@ -159,7 +159,7 @@ func TestCallbotPlacesACall(t *testing.T) {
 		t.Fatal("the bot did not hang up")
 	}
 	reason, _ := call.Reason()
-	require.Equal(t, smpcall.ReasonPeerEnded, reason)
+	require.Equal(t, smpcall.ReasonRemoteHangup, reason)
 }
 
 func TestCallbotFlags(t *testing.T) {

@@ -213,19 +213,32 @@ func call(ctx context.Context, o options, stdout io.Writer) (*Summary, error) {
 			watch(evCtx, p, pr)
 		}()
 	}
-	defer func() { stopEvents(); wg.Wait() }()
+	defer func() {
+		stopEvents()
+		for _, p := range []*party{alice, bob} {
+			if p.call != nil {
+				_ = p.call.End(context.Background()) // its events end with it
+			}
+		}
+		wg.Wait()
+	}()
 
 	pr.say("alice calls bob (%s, frame encryption requested)", media)
 	start := time.Now()
 	if alice.call, err = alice.client.PlaceCall(ctx, alice.peerID, aOpts); err != nil {
 		return nil, err
 	}
-	if err := waitRinging(ctx, bob); err != nil {
+	watchCall(&wg, alice, pr)
+	rctx, cancelRing := context.WithTimeout(ctx, 10*time.Second)
+	inv, err := bob.client.NextInvitation(rctx)
+	cancelRing()
+	if err != nil {
+		return nil, fmt.Errorf("bob's phone never rang: %w", err)
+	}
+	if bob.call, err = bob.client.AcceptCall(ctx, inv.Contact.ContactID, bOpts); err != nil {
 		return nil, err
 	}
-	if bob.call, err = bob.client.AcceptCall(ctx, bob.peerID, bOpts); err != nil {
-		return nil, err
-	}
+	watchCall(&wg, bob, pr)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	info, err := alice.call.WaitConnected(wctx)
@@ -329,24 +342,7 @@ func mediaOptions(o options, p *party, media smpcall.CallMediaType, camera strin
 	return opts, nil
 }
 
-func waitRinging(ctx context.Context, p *party) error {
-	// The watcher prints events; here we only need to know the invitation is there.
-	deadline := time.After(10 * time.Second)
-	for {
-		if p.client.CallState(p.peerID) == smpcall.StateInvitationReceived {
-			return nil
-		}
-		select {
-		case <-deadline:
-			return errors.New("bob's phone never rang")
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
-// watch prints a party's events as they come.
+// watch prints a party's Client events (invitations) as they come.
 func watch(ctx context.Context, p *party, pr *printer) {
 	for {
 		select {
@@ -356,36 +352,51 @@ func watch(ctx context.Context, p *party, pr *printer) {
 			if !ok {
 				return
 			}
-			switch e := ev.(type) {
-			case *smpcall.CallStateEvent:
-				line := fmt.Sprintf("%s: %s → %s", p.name, e.From, e.To)
-				if e.Reason != "" {
-					line += " (" + string(e.Reason) + ")"
-				}
-				pr.say("%s", line)
-			case *smpcall.RingingEvent:
-				pr.say("%s: ringing — %s call from %s", p.name, e.Invitation.CallType.Media, e.Invitation.Contact.Name())
-			case *smpcall.CallConnectedEvent:
-				pr.say("%s: connected, frames end-to-end encrypted: %v", p.name, e.Encrypted)
-			case *smpcall.PeerMediaEvent:
-				state := "on"
-				if !e.Enabled {
-					state = "off"
-					if e.Source == smpcall.SourceMic {
-						p.mu.Lock()
-						p.muteSaw = true
-						p.mu.Unlock()
-					}
-				}
-				pr.say("%s: peer's %s is %s", p.name, e.Source, state)
-			case *smpcall.DecryptFailingEvent:
-				pr.say("%s: %s frames fail to decrypt (%d)", p.name, e.Source, e.Failed)
-			case *smpcall.MediaErrorEvent:
-				pr.say("%s: media error on %s: %v", p.name, e.Source, e.Err)
-			case *smpcall.CallRecordEvent:
-				pr.say("%s: call record: %s", p.name, e.Record.Text())
+			show(p, pr, ev)
+		}
+	}
+}
+
+// watchCall prints the events of a party's call until the call is over.
+func watchCall(wg *sync.WaitGroup, p *party, pr *printer) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ev := range p.call.Events() {
+			show(p, pr, ev)
+		}
+	}()
+}
+
+func show(p *party, pr *printer, ev smpcall.Event) {
+	switch e := ev.(type) {
+	case *smpcall.CallStateEvent:
+		line := fmt.Sprintf("%s: %s → %s", p.name, e.From, e.To)
+		if e.Reason != smpcall.ReasonNone {
+			line += " (" + e.Reason.String() + ")"
+		}
+		pr.say("%s", line)
+	case *smpcall.RingingEvent:
+		pr.say("%s: ringing — %s call from %s", p.name, e.Invitation.CallType.Media, e.Invitation.Contact.Name())
+	case *smpcall.CallConnectedEvent:
+		pr.say("%s: connected, frames end-to-end encrypted: %v", p.name, e.Encrypted)
+	case *smpcall.PeerMediaEvent:
+		state := "on"
+		if !e.Enabled {
+			state = "off"
+			if e.Source == smpcall.SourceMic {
+				p.mu.Lock()
+				p.muteSaw = true
+				p.mu.Unlock()
 			}
 		}
+		pr.say("%s: peer's %s is %s", p.name, e.Source, state)
+	case *smpcall.DecryptFailingEvent:
+		pr.say("%s: %s frames fail to decrypt (%d)", p.name, e.Source, e.Failed)
+	case *smpcall.MediaErrorEvent:
+		pr.say("%s: media error on %s: %v", p.name, e.Source, e.Err)
+	case *smpcall.CallRecordEvent:
+		pr.say("%s: call record: %s", p.name, e.Record.Text())
 	}
 }
 

@@ -20,7 +20,7 @@ func TestRun(t *testing.T) {
 		`"event":"x.call.answer"`, `"event":"x.call.extra"`, `"event":"x.call.end"`,
 		"shared key agreed: true (equal on both sides: true)",
 		"before end: alice connected, bob connected",
-		"bob: call ended (ended by peer)",
+		"bob: call ended (remote_hangup)",
 		"alice's chat item: outgoing call: ended (00:00)",
 		"final: alice none, bob none",
 	} {

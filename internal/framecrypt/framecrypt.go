@@ -88,6 +88,12 @@ func New(key []byte) (*Cipher, error) {
 	return &Cipher{aead: aead}, nil
 }
 
+// Destroy makes the Cipher unusable and drops its AES key schedule so that
+// it becomes garbage. Go's crypto/aes offers no way to overwrite its round
+// keys in place; callers wipe their own copies of the raw key. Call it only
+// when no Seal or Open runs or will run: both panic afterwards.
+func (c *Cipher) Destroy() { c.aead = nil }
+
 // clampPrefix limits n to [0, size].
 func clampPrefix(n, size int) int {
 	if n < 0 {

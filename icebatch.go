@@ -1,0 +1,146 @@
+package smpcall
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/smpcall/smpcall/internal/jsonfield"
+	"github.com/smpcall/smpcall/internal/rtcpayload"
+)
+
+// MessageOverhead bounds what the chat message envelope adds around a
+// signaling payload ({"v","msgId","event","params":{"callId",…}} and the
+// callDhPubKey the core inserts into an offer). Package smp's tests check
+// it against the real encoder.
+const MessageOverhead = 256
+
+// iceBatch is the ICE candidate batching of protocol §6.5: the first batch
+// rides in the offer or answer when gathering completes or after
+// ICE.InitialDelay, whichever is first; later candidates go out as extras
+// every ICE.ExtrasInterval until ICE.ExtrasTimeout after the first batch.
+// Owned by the call's loop.
+type iceBatch struct {
+	pending      []rtcpayload.Candidate
+	gatherDone   bool
+	initialSent  bool
+	extrasEnd    time.Time
+	initialTimer *time.Timer
+	extrasTicker *time.Ticker
+}
+
+// start arms the initial-batch timer once the local description exists.
+func (b *iceBatch) start(delay time.Duration) { b.initialTimer = time.NewTimer(delay) }
+
+func (k *Call) onCandidate(c *webrtc.ICECandidate) {
+	b := &k.loop.batch
+	if c == nil {
+		b.gatherDone = true
+		if !b.initialSent && k.loop.localDesc != nil {
+			// Gathering finished before the timer: send now.
+			if b.initialTimer != nil {
+				b.initialTimer.Stop()
+				b.initialTimer = nil
+			}
+			k.sendInitial()
+		} else if b.initialSent {
+			k.flushExtras(true)
+		}
+		return
+	}
+	ice, err := c.ToICE()
+	if err != nil {
+		return
+	}
+	mid, idx := "0", uint16(0)
+	b.pending = append(b.pending, rtcpayload.Candidate{Candidate: "candidate:" + ice.Marshal(), SDPMid: &mid, SDPMLineIndex: &idx})
+}
+
+// sendInitial queues the offer or answer with as many gathered candidates
+// as fit in the message limit; the rest go to extras, which the outbox
+// sends only after it (protocol §6.5: candidates that reach the peer before
+// its call exists are dropped).
+func (k *Call) sendInitial() {
+	b := &k.loop.batch
+	if b.initialSent || k.loop.localDesc == nil {
+		return
+	}
+	b.initialSent = true
+	typ := "answer"
+	if k.incoming {
+		typ = "offer"
+	}
+	rtcSession, err := rtcpayload.EncodeSession(rtcpayload.Session{Type: typ, SDP: k.loop.localDesc.SDP})
+	if err != nil {
+		k.terminate(ReasonInternalError, err)
+		return
+	}
+	callType := CallType{Media: k.media, Capabilities: CallCapabilities{Encryption: true}}
+	n, cands, err := k.fit(b.pending, func(cands string) any {
+		s := WebRTCSession{RTCSession: rtcSession, RTCIceCandidates: cands}
+		if k.incoming {
+			return WebRTCCallOffer{CallType: callType, RTCSession: s}
+		}
+		return s
+	})
+	if err != nil {
+		k.terminate(ReasonInternalError, fmt.Errorf("%s: %w", typ, err))
+		return
+	}
+	b.pending = b.pending[n:]
+	session := WebRTCSession{RTCSession: rtcSession, RTCIceCandidates: cands}
+	if k.incoming {
+		k.out.push(sigCmd{kind: sigOffer, offer: WebRTCCallOffer{CallType: callType, RTCSession: session}})
+	} else {
+		k.out.push(sigCmd{kind: sigAnswer, session: session})
+	}
+	b.extrasEnd = time.Now().Add(k.cfg.ICE.ExtrasTimeout)
+	if b.gatherDone {
+		k.flushExtras(true) // only what did not fit
+		return
+	}
+	b.extrasTicker = time.NewTicker(k.cfg.ICE.ExtrasInterval)
+}
+
+// flushExtras queues pending candidates as extras, each message within the
+// size limit; final stops the batching.
+func (k *Call) flushExtras(final bool) {
+	b := &k.loop.batch
+	for len(b.pending) > 0 {
+		n, cands, err := k.fit(b.pending, func(cands string) any {
+			return WebRTCExtraInfo{RTCIceCandidates: cands}
+		})
+		if err != nil || n == 0 {
+			k.log.Warn("smpcall: candidate too large for a message; dropped", "err", err)
+			b.pending = b.pending[1:]
+			continue
+		}
+		k.out.push(sigCmd{kind: sigExtra, extra: WebRTCExtraInfo{RTCIceCandidates: cands}, cands: b.pending[:n:n]})
+		b.pending = b.pending[n:]
+	}
+	if final && b.extrasTicker != nil {
+		b.extrasTicker.Stop()
+		b.extrasTicker = nil
+	}
+}
+
+// fit returns how many of cands fit, with the payload built by build, into
+// one chat message of at most MaxMessageSize bytes, and their encoding.
+func (k *Call) fit(cands []rtcpayload.Candidate, build func(string) any) (int, string, error) {
+	limit := k.cfg.MaxMessageSize
+	for n := len(cands); n >= 0; n-- {
+		enc, err := rtcpayload.EncodeCandidates(cands[:n])
+		if err != nil {
+			return 0, "", err
+		}
+		b, err := jsonfield.Marshal(build(enc))
+		if err != nil {
+			return 0, "", err
+		}
+		if len(b)+MessageOverhead <= limit {
+			return n, enc, nil
+		}
+	}
+	return 0, "", fmt.Errorf("message exceeds %d bytes even without candidates", limit)
+}

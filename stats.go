@@ -1,0 +1,126 @@
+package smpcall
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// streamCounters are one media stream's counters, updated by its media
+// goroutines and read by Stats.
+type streamCounters struct {
+	framesSent, bytesSent                atomic.Uint64
+	framesReceived, bytesReceived        atomic.Uint64
+	decrypted, decryptFailed, framesLost atomic.Uint64
+	keyFramesReceived, keyFrameRequests  atomic.Uint64
+	pliSent                              atomic.Uint64
+
+	// Peer media detection: when the peer's last frame came, and whether
+	// the source is considered on.
+	lastFrame atomic.Int64
+	peerOn    atomic.Bool
+	// remoteSSRC is the SSRC of the peer's track (0 until it appears).
+	remoteSSRC atomic.Uint32
+}
+
+// StreamStats are the counters of one media source of a call.
+type StreamStats struct {
+	Source CallMediaSource
+	// FramesSent and BytesSent count frames this side sent (bytes before encryption).
+	FramesSent, BytesSent uint64
+	// FramesReceived and BytesReceived count frames delivered to the sink
+	// (after decryption).
+	FramesReceived, BytesReceived uint64
+	// Decrypted counts frames that passed authentication; DecryptFailed
+	// frames that did not (dropped, never delivered).
+	Decrypted, DecryptFailed uint64
+	// FramesLost counts video frames dropped because packets were missing.
+	FramesLost uint64
+	// KeyFramesReceived counts received VP8 key frames.
+	KeyFramesReceived uint64
+	// KeyFrameRequests counts PLI/FIR received from the peer; PLISent those we sent.
+	KeyFrameRequests, PLISent uint64
+	// PacketsReceived, PacketsLost and Jitter describe the RTP stream from
+	// the peer (pion's inbound-rtp statistics; jitter in time units).
+	PacketsReceived uint32
+	PacketsLost     int32
+	Jitter          time.Duration
+}
+
+// CallStats is a snapshot of a call's counters.
+type CallStats struct {
+	Streams [numStreams]StreamStats
+	// Duration is the time since the call connected (0 before).
+	Duration time.Duration
+	// RTT is the round-trip time of the selected ICE candidate pair (0 until measured).
+	RTT time.Duration
+	// Info is the selected candidate pair.
+	Info ConnectionInfo
+	// DroppedEvents counts events of this call that nobody read in time
+	// (see Call.Events).
+	DroppedEvents uint64
+}
+
+// Stats returns a snapshot of the call's counters. Safe at any time.
+func (k *Call) Stats() CallStats {
+	var st CallStats
+	for _, s := range streams {
+		c := &k.stats[s]
+		st.Streams[s] = StreamStats{
+			Source:     s.source(),
+			FramesSent: c.framesSent.Load(), BytesSent: c.bytesSent.Load(),
+			FramesReceived: c.framesReceived.Load(), BytesReceived: c.bytesReceived.Load(),
+			Decrypted: c.decrypted.Load(), DecryptFailed: c.decryptFailed.Load(), FramesLost: c.framesLost.Load(),
+			KeyFramesReceived: c.keyFramesReceived.Load(), KeyFrameRequests: c.keyFrameRequests.Load(), PLISent: c.pliSent.Load(),
+		}
+	}
+	if sess := k.session.Load(); sess != nil && !k.over.Load() {
+		for _, ps := range sess.pc.GetStats() {
+			switch ps := ps.(type) {
+			case webrtc.InboundRTPStreamStats:
+				if s, ok := streamOfMid(ps.Mid); ok {
+					st.Streams[s].PacketsReceived = ps.PacketsReceived
+					st.Streams[s].PacketsLost = ps.PacketsLost
+					st.Streams[s].Jitter = time.Duration(ps.Jitter * float64(time.Second))
+				}
+			case webrtc.ICECandidatePairStats:
+				if ps.Nominated && ps.CurrentRoundTripTime > 0 {
+					st.RTT = time.Duration(ps.CurrentRoundTripTime * float64(time.Second))
+				}
+			}
+		}
+	}
+	snap := k.snap.Load()
+	if !snap.connectedAt.IsZero() {
+		st.Duration = time.Since(snap.connectedAt)
+	}
+	st.Info = snap.info
+	st.DroppedEvents = k.events.Dropped()
+	return st
+}
+
+// RequestKeyFrame asks the peer for a key frame on one of its video
+// streams (an RTCP PLI), e.g. when the embedder's decoder lost its state.
+// Errors: not a video source, no frames from that stream yet, ErrCallEnded.
+func (k *Call) RequestKeyFrame(src CallMediaSource) error {
+	s, ok := streamOf(src)
+	if !ok || !s.video() {
+		return fmt.Errorf("smpcall: %q is not a video source", src)
+	}
+	sess := k.session.Load()
+	if sess == nil || k.over.Load() {
+		return ErrCallEnded
+	}
+	ssrc := k.stats[s].remoteSSRC.Load()
+	if ssrc == 0 {
+		return fmt.Errorf("smpcall: no %s stream from the peer yet", src)
+	}
+	if err := sess.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+		return fmt.Errorf("smpcall: request key frame: %w", err)
+	}
+	k.stats[s].pliSent.Add(1)
+	return nil
+}
