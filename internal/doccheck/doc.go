@@ -11,7 +11,9 @@
 //     no heading in docs/protocol.md or docs/chat-core-json.md
 //     (TestSectionCitations);
 //   - Go code cites a document that is not in the repository
-//     (TestNoExternalDocCitations).
+//     (TestNoExternalDocCitations);
+//   - SECURITY.md names a guarding test that does not exist
+//     (TestSecurityTestsExist).
 //
 // Run one with -v to see every finding, for example:
 //
