@@ -1,6 +1,21 @@
 // Package audio defines the audio frames a call sends and receives (one
 // Opus packet each) and the Source and Sink interfaces an embedder
 // implements or uses to put audio into a call and get it out.
+//
+// A call takes a Source for each audio stream it sends (smpcall.Sources) and
+// a Sink for each stream it receives (smpcall.Sinks). Frames are encoded
+// Opus packets: the SDK neither encodes nor decodes audio. The package
+// provides three ready-made ones:
+//
+//   - OggSource reads the packets of an Ogg Opus file (opusenc's output),
+//     optionally paced in real time and looped;
+//   - OggSink writes received packets to an Ogg Opus file that opusdec and
+//     other players read;
+//   - SilenceSource sends 20 ms silence packets.
+//
+// ExampleOpenOggSource copies a file from a source to a sink, as a call does
+// from a microphone file to a recording; ExampleNewSilenceSource shows the
+// silence source.
 package audio
 
 import (

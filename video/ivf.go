@@ -87,6 +87,8 @@ type IVFFormatError struct {
 	Reason string
 }
 
+// Error says where in the file the problem is: the file header, or the
+// frame index and its byte offset.
 func (e *IVFFormatError) Error() string {
 	if e.Frame < 0 {
 		return "ivf: file header: " + e.Reason

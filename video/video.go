@@ -1,6 +1,23 @@
 // Package video defines the video frames a call sends and receives (one
 // whole VP8 frame each) and the Source and Sink interfaces an embedder
 // implements or uses to put video into a call and get it out.
+//
+// A call takes a Source for each video stream it sends, the camera and the
+// screen (smpcall.Sources), and a Sink for each stream it receives
+// (smpcall.Sinks). Frames are encoded VP8 frames, the only video codec that
+// SimpleX's frame encryption supports: the SDK neither encodes nor decodes
+// video. A Source that also implements KeyFrameRequester is asked for a key
+// frame when the peer asks for one (RTCP PLI or FIR). The package provides
+// two ready-made ones:
+//
+//   - IVFSource reads the frames of an IVF file (vpxenc's output),
+//     optionally paced in real time and looped, and skips ahead to a key
+//     frame when asked for one;
+//   - IVFSink writes received frames to an IVF file that vpxdec and other
+//     players read.
+//
+// ExampleOpenIVFSource copies a file from a source to a sink, as a call does
+// from a camera file to a recording.
 package video
 
 import (

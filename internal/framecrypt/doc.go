@@ -92,9 +92,8 @@
 //
 // # References
 //
-//   - protocol §7 ("Media frame encryption") and §5.2 of the SimpleX calls
-//     wire protocol specification (simplex-calls.md, the project's research
-//     document; sources: simplex-chat packages/simplex-chat-webrtc/src/call.ts,
+//   - protocol §7 ("Media frame encryption") and §5.2 in docs/protocol.md
+//     (sources: simplex-chat packages/simplex-chat-webrtc/src/call.ts,
 //     apps/ios/Shared/Views/Call/WebRTCClient.swift,
 //     src/Simplex/Chat/Mobile/WebRTC.hs)
 //   - RFC 6386 §9.1, VP8 uncompressed data chunk (frame tag, start code,

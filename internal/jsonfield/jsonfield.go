@@ -19,6 +19,7 @@ type Error struct {
 	Err  error
 }
 
+// Error reads "path: problem", or just the problem when Path is empty.
 func (e *Error) Error() string {
 	if e.Path == "" {
 		return e.Err.Error()
@@ -26,6 +27,8 @@ func (e *Error) Error() string {
 	return e.Path + ": " + e.Err.Error()
 }
 
+// Unwrap returns the underlying problem, so that errors.Is finds
+// ErrMissing and the JSON decoder's errors.
 func (e *Error) Unwrap() error { return e.Err }
 
 // ErrMissing is wrapped by errors for required keys that are absent or null.

@@ -10,8 +10,9 @@
 // ask for a key frame. Packets with an empty payload are padding (Chrome
 // sends them on the video SSRC when RTX is not negotiated); they are skipped
 // but still advance the sequence, so they neither break a frame nor count as
-// a gap. This is what pion's samplebuilder gets wrong after a padding burst
-// (see DESIGN.md, "Verified against the real SimpleX call page").
+// a gap. This is what pion's samplebuilder gets wrong after a padding burst:
+// it drops a whole one-packet frame, and video stays corrupt until the next
+// key frame (seen in calls with SimpleX's call page in Chromium).
 package rtpframe
 
 import (

@@ -20,6 +20,9 @@ type CutProxy struct {
 	wg    sync.WaitGroup
 }
 
+// NewCutProxy starts a proxy in front of the chat core at upstream (a ws://
+// URL); clients dial its URL field instead. The test's cleanup cuts the
+// remaining connections, stops the server and waits for its goroutines.
 func NewCutProxy(t testing.TB, upstream string) *CutProxy {
 	p := &CutProxy{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +67,9 @@ func NewCutProxy(t testing.TB, upstream string) *CutProxy {
 	return p
 }
 
+// Cut closes every connection the proxy carries, both sides, without a
+// close handshake. New connections are still accepted afterwards, so a
+// client can reconnect. Safe to call concurrently and more than once.
 func (p *CutProxy) Cut() {
 	p.mu.Lock()
 	conns := p.conns

@@ -24,9 +24,10 @@ import (
 	"github.com/smpcall/smpcall/video"
 )
 
-// LoopbackSettings keeps pion on 127.0.0.1: both the interface filter and
-// the loopback candidate setting are needed, and mDNS is off (DESIGN.md,
-// practical facts).
+// LoopbackSettings keeps pion on 127.0.0.1. Both the interface filter and
+// the loopback candidate setting are needed: pion drops loopback candidates
+// unless told to include them. mDNS is off, so pion opens no multicast
+// socket and sends no queries: nothing leaves 127.0.0.1.
 func LoopbackSettings() *webrtc.SettingEngine {
 	se := &webrtc.SettingEngine{}
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
