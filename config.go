@@ -133,6 +133,7 @@ const (
 	BusyDeclineWithEnd
 )
 
+// String returns the policy's name, e.g. "decline-locally".
 func (p BusyPolicy) String() string {
 	switch p {
 	case BusyRing:

@@ -24,24 +24,31 @@
 //     loopback of such cores for tests and examples.
 //   - Client runs over a Transport: SendInvitation, SendOffer, SendAnswer,
 //     SendExtraInfo, EndCall, Reject, SendCallStatus and PendingInvitations,
-//     with the app-level call state machine (CallState) and an ordered
-//     event stream (Events).
+//     with the app-level call state machine (CallState), a bounded event
+//     stream (Events) and NextInvitation to wait for the next call.
 //   - PlaceCall and AcceptCall are the high-level path: they drive one pion
 //     PeerConnection per call to connected (SimpleX-compatible offers and
 //     answers, ICE batching, TURN and relay-only, connection status) and
-//     return a *Call whose media Sources and Sinks carry plain frames while
-//     every frame on the wire is encrypted with the shared key.
+//     return a *Call with its own events, whose media Sources and Sinks
+//     carry plain frames while every frame on the wire is encrypted with the
+//     shared key. ExampleClient_PlaceCall places and answers such a call;
+//     Example drives the low-level commands by hand.
 //   - The wire types (CallType, WebRTCSession, RcvCallInvitation, …) have
 //     JSON identical to the chat core's.
 //
 // # Concurrency
 //
-// Client and smp.Core are safe for concurrent use. Each Client reads its
-// Transport's events in one goroutine and delivers them, with its own
-// CallStateEvent and RingingEvent, in order through an unbounded queue, so
-// a slow reader never stalls a call and no callback runs under a lock.
-// Close ends calls in progress, stops every goroutine the Client started and
-// waits for them; it may be called more than once.
+// Client, Call and smp.Core are safe for concurrent use. A Client reads its
+// Transport's events in one goroutine and never waits for the embedder:
+// events go to bounded channels (Config.EventBuffer) that drop their oldest
+// entries when nobody reads. Each Call has one goroutine that owns its
+// negotiation and an outbox goroutine for its signaling, so a slow chat
+// core never blocks End. No callback runs under a lock. Close ends calls
+// in progress, stops every goroutine the Client started and waits for them;
+// it may be called more than once. docs/architecture.md shows who owns what.
+//
+// Every timer goes through the time package, so tests can run the SDK in
+// testing/synctest.
 //
 // # Security
 //
@@ -50,7 +57,7 @@
 // embedder's SMP stack provides, not this package) and, when both parties
 // have the capability, every media frame (AES-256-GCM with the X25519
 // sharedKey, which is agreed over that encrypted connection, protocol §5 and
-// §7). DTLS-SRTP protects media hop by hop in any case.
+// §7). DTLS-SRTP protects media between the two WebRTC stacks in any case.
 //
 // Not end-to-end encrypted: a call without a sharedKey (a peer without the
 // capability, or askConfirmation), where a TURN relay that also breaks

@@ -32,6 +32,7 @@ type StateError struct {
 	State     CallState
 }
 
+// Error says which operation was refused in which state.
 func (e *StateError) Error() string {
 	return fmt.Sprintf("smpcall: %s with contact %d not allowed in state %s", e.Op, e.ContactID, e.State)
 }
@@ -77,6 +78,7 @@ var (
 	ErrCommand       = &ChatError{Kind: KindCommandError}
 )
 
+// Error describes the core's refusal in words.
 func (e *ChatError) Error() string {
 	switch e.Kind {
 	case KindNoCurrentCall:

@@ -74,13 +74,26 @@ type CallRecordEvent struct {
 	Record CallRecord
 }
 
-func (e *CallStateEvent) ContactID() int64      { return e.Contact.ContactID }
-func (e *RingingEvent) ContactID() int64        { return e.Invitation.Contact.ContactID }
-func (e *CallConnectedEvent) ContactID() int64  { return e.Contact.ContactID }
+// ContactID implements Event.
+func (e *CallStateEvent) ContactID() int64 { return e.Contact.ContactID }
+
+// ContactID implements Event.
+func (e *RingingEvent) ContactID() int64 { return e.Invitation.Contact.ContactID }
+
+// ContactID implements Event.
+func (e *CallConnectedEvent) ContactID() int64 { return e.Contact.ContactID }
+
+// ContactID implements Event.
 func (e *DecryptFailingEvent) ContactID() int64 { return e.Contact.ContactID }
-func (e *MediaErrorEvent) ContactID() int64     { return e.Contact.ContactID }
-func (e *PeerMediaEvent) ContactID() int64      { return e.Contact.ContactID }
-func (e *CallRecordEvent) ContactID() int64     { return e.Record.Contact.ContactID }
+
+// ContactID implements Event.
+func (e *MediaErrorEvent) ContactID() int64 { return e.Contact.ContactID }
+
+// ContactID implements Event.
+func (e *PeerMediaEvent) ContactID() int64 { return e.Contact.ContactID }
+
+// ContactID implements Event.
+func (e *CallRecordEvent) ContactID() int64 { return e.Record.Contact.ContactID }
 
 func (*CallStateEvent) event()      {}
 func (*RingingEvent) event()        {}

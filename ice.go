@@ -108,6 +108,7 @@ type ConnectionInfo struct {
 	LocalAddress, RemoteAddress string
 }
 
+// String describes the path, e.g. "relay/host udp 1.2.3.4:5 → 6.7.8.9:10 relay".
 func (i ConnectionInfo) String() string {
 	path := "peer-to-peer"
 	if i.Relay {

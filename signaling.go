@@ -168,14 +168,31 @@ type TransportErrorEvent struct {
 // (TransportErrorEvent with Temporary set) is connected again.
 type TransportRestoredEvent struct{}
 
-func (e *CallInvitationEvent) ContactID() int64  { return e.Invitation.Contact.ContactID }
-func (e *CallOfferEvent) ContactID() int64       { return e.Contact.ContactID }
-func (e *CallAnswerEvent) ContactID() int64      { return e.Contact.ContactID }
-func (e *CallExtraInfoEvent) ContactID() int64   { return e.Contact.ContactID }
-func (e *CallEndedEvent) ContactID() int64       { return e.Contact.ContactID }
-func (e *CallItemEvent) ContactID() int64        { return e.Contact.ContactID }
-func (e *TransportErrorEvent) ContactID() int64  { return 0 }
+// ContactID implements Event.
+func (e *CallInvitationEvent) ContactID() int64 { return e.Invitation.Contact.ContactID }
+
+// ContactID implements Event.
+func (e *CallOfferEvent) ContactID() int64 { return e.Contact.ContactID }
+
+// ContactID implements Event.
+func (e *CallAnswerEvent) ContactID() int64 { return e.Contact.ContactID }
+
+// ContactID implements Event.
+func (e *CallExtraInfoEvent) ContactID() int64 { return e.Contact.ContactID }
+
+// ContactID implements Event.
+func (e *CallEndedEvent) ContactID() int64 { return e.Contact.ContactID }
+
+// ContactID implements Event.
+func (e *CallItemEvent) ContactID() int64 { return e.Contact.ContactID }
+
+// ContactID implements Event.
+func (e *TransportErrorEvent) ContactID() int64 { return 0 }
+
+// ContactID implements Event.
 func (*TransportRestoredEvent) ContactID() int64 { return 0 }
+
+// ContactID implements Event.
 func (e *MessageErrorEvent) ContactID() int64 {
 	if e.Contact == nil {
 		return 0

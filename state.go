@@ -41,6 +41,7 @@ var stateNames = [...]string{
 	StateAnswerReceived: "answerReceived", StateConnected: "connected", StateEnded: "ended",
 }
 
+// String returns the state's name as the apps use it, e.g. "invitationSent".
 func (s CallState) String() string {
 	if s >= 0 && int(s) < len(stateNames) {
 		return stateNames[s]
