@@ -76,7 +76,13 @@ func newPair(t *testing.T, aliceCfg, bobCfg *smpcall.Config, wrap ...func(name s
 // wait returns the next event of type T from c that matches.
 func wait[T smpcall.Event](t *testing.T, c *smpcall.Client, match ...func(T) bool) T {
 	t.Helper()
-	timeout := time.After(waitTime)
+	return waitWithin(t, c, waitTime, match...)
+}
+
+// waitWithin is wait with its own time limit (tests in virtual time use long ones).
+func waitWithin[T smpcall.Event](t *testing.T, c *smpcall.Client, limit time.Duration, match ...func(T) bool) T {
+	t.Helper()
+	timeout := time.After(limit)
 	for {
 		select {
 		case ev, ok := <-c.Events():
