@@ -417,7 +417,8 @@ func parseKey(s string) (SharedKey, error) {
 // Encode returns the wire form: padded base64url, 44 characters.
 func (k SharedKey) Encode() string { return encodeBase64URL(k[:]) }
 
-// String hides the key so that it cannot end up in logs by accident.
+// String hides the key so that it cannot end up in logs by accident (see
+// also Format and LogValue in redact.go).
 func (k SharedKey) String() string { return "SharedKey(redacted)" }
 
 // GoString hides the key from %#v too.
