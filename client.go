@@ -430,6 +430,9 @@ func (c *Client) userCommand(ctx context.Context, contactID int64, op callOp, pr
 	switch op {
 	case opEnd:
 		reason = ReasonLocalHangup
+		if c.CallState(contactID) == StateInvitationReceived {
+			reason = ReasonDeclined // ending an invitation declines it (and tells the caller)
+		}
 	case opReject:
 		reason = ReasonDeclined
 	}
