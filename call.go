@@ -32,6 +32,8 @@ var (
 	ErrProtocol = errors.New("smpcall: protocol error")
 	// ErrCallEnded is returned by Call methods once the call is over.
 	ErrCallEnded = errors.New("smpcall: call ended")
+
+	errCrossingTooLate = errors.New("smpcall: crossing invitation after the peer connection existed")
 )
 
 // Sources are what this side sends, by CallMediaSource. Nil sources send
@@ -77,10 +79,12 @@ type CallOptions struct {
 // Concurrency: all methods are safe for concurrent use. End (and the
 // Client's Close) stops every goroutine of the call and waits for them.
 type Call struct {
-	contact  Contact
-	incoming bool
-	media    CallMediaType
-	opts     CallOptions
+	contact Contact
+	// incoming and mediaType change once at most: when crossing
+	// invitations make a placed call the callee (crossing.go).
+	incoming  atomic.Bool
+	mediaType atomic.Pointer[CallMediaType]
+	opts      CallOptions
 	cfg      *Config
 	log      *slog.Logger
 	sig      signaler
@@ -175,7 +179,7 @@ const (
 
 func newCall(sig signaler, cfg *Config, contact Contact, incoming bool, media CallMediaType, key *SharedKey, opts *CallOptions) *Call {
 	k := &Call{
-		contact: contact, incoming: incoming, media: media, cfg: cfg, sig: sig, key: key,
+		contact: contact, cfg: cfg, sig: sig, key: key,
 		log:       cfg.Logger.With("contact", contact.ContactID),
 		startedAt: time.Now(),
 		inSig:     queue.NewInbox[Event](sigInboxLimit),
@@ -184,6 +188,8 @@ func newCall(sig signaler, cfg *Config, contact Contact, incoming bool, media Ca
 		done:      make(chan struct{}),
 		connected: make(chan struct{}),
 	}
+	k.incoming.Store(incoming)
+	k.mediaType.Store(&media)
 	if opts != nil {
 		k.opts = *opts
 	}
@@ -196,11 +202,13 @@ func newCall(sig signaler, cfg *Config, contact Contact, incoming bool, media Ca
 // Contact returns the peer.
 func (k *Call) Contact() Contact { return k.contact }
 
-// Incoming reports whether the peer invited us.
-func (k *Call) Incoming() bool { return k.incoming }
+// Incoming reports whether the peer invited us. A placed call whose
+// invitation crossed the peer's becomes incoming when it accepts the
+// peer's new invitation (see PlaceCall).
+func (k *Call) Incoming() bool { return k.incoming.Load() }
 
 // Media returns the call's media type.
-func (k *Call) Media() CallMediaType { return k.media }
+func (k *Call) Media() CallMediaType { return *k.mediaType.Load() }
 
 // Events returns the call's own events: CallStateEvent, CallConnectedEvent,
 // PeerMediaEvent, DecryptFailingEvent, MediaErrorEvent and, last, its
@@ -319,7 +327,7 @@ func (k *Call) post(m any) {
 // call ends.
 func (k *Call) run() {
 	defer k.finish()
-	if k.incoming {
+	if k.incoming.Load() {
 		if err := k.startOffer(); err != nil {
 			k.fail(err)
 			return
@@ -387,6 +395,8 @@ func (k *Call) onControl(m any) {
 		k.onTrack(m.t, m.r)
 	case sigResult:
 		k.onSigResult(m)
+	case becomeCallee:
+		k.onBecomeCallee(m)
 	}
 }
 

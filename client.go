@@ -75,6 +75,8 @@ type callEntry struct {
 	call *Call
 	// timer is the ring timeout (outgoing) or the invitation's lifetime (incoming).
 	timer *time.Timer
+	// cross is set while crossing invitations are being resolved (crossing.go).
+	cross *crossState
 }
 
 // NewClient starts a Client over t. cfg may be nil for defaults; a Config
@@ -374,6 +376,11 @@ func (c *Client) close() error {
 func (c *Client) spawn(f func()) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.spawnLocked(f)
+}
+
+// spawnLocked is spawn for a caller that holds c.mu.
+func (c *Client) spawnLocked(f func()) bool {
 	if c.closed {
 		return false
 	}
@@ -447,53 +454,76 @@ func (c *Client) userCommand(ctx context.Context, contactID int64, op callOp, pr
 // with ErrNoCall once that call is no longer the contact's current one.
 func (c *Client) command(ctx context.Context, expect *callEntry, contactID int64, op callOp, reason EndReason, prepare func(*callEntry), send func(context.Context) error) error {
 	c.mu.Lock()
+	d, err := c.decide(expect, contactID, op, reason, prepare)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return c.carryOut(ctx, d, send)
+}
+
+// decision is a command whose transition is applied and whose place on the
+// contact's line is taken; carryOut does its I/O.
+type decision struct {
+	e        *callEntry
+	op       callOp
+	from, to CallState
+	saved    entryState
+	gen      int
+	t        ticket
+}
+
+// decide checks and applies a command's transition and takes its ticket.
+// Caller holds c.mu.
+func (c *Client) decide(expect *callEntry, contactID int64, op callOp, reason EndReason, prepare func(*callEntry)) (decision, error) {
 	if c.closed {
-		c.mu.Unlock()
-		return ErrClosed
+		return decision{}, ErrClosed
 	}
 	e := c.entries[contactID]
 	if expect != nil && e != expect {
-		c.mu.Unlock()
-		return fmt.Errorf("smpcall: %s with contact %d: %w", op, contactID, ErrNoCall)
+		return decision{}, fmt.Errorf("smpcall: %s with contact %d: %w", op, contactID, ErrNoCall)
 	}
 	if e == nil {
 		if op != opInvite {
-			c.mu.Unlock()
-			return fmt.Errorf("smpcall: %s with contact %d: %w", op, contactID, ErrNoCall)
+			return decision{}, fmt.Errorf("smpcall: %s with contact %d: %w", op, contactID, ErrNoCall)
 		}
 		e = c.newEntry(c.contactOrID(contactID))
 	}
 	from := e.state
 	to, ok := next(from, op)
 	if !ok {
-		c.mu.Unlock()
 		if from == StateNone || from == StateEnded {
-			return fmt.Errorf("smpcall: %s with contact %d: %w", op, contactID, ErrNoCall)
+			return decision{}, fmt.Errorf("smpcall: %s with contact %d: %w", op, contactID, ErrNoCall)
 		}
-		return &StateError{Op: op.String(), ContactID: contactID, State: from}
+		return decision{}, &StateError{Op: op.String(), ContactID: contactID, State: from}
 	}
-	saved := e.snapshot()
+	d := decision{e: e, op: op, from: from, to: to, saved: e.snapshot()}
 	if prepare != nil {
 		prepare(e)
 	}
 	c.setState(e, to, reason, nil)
-	gen := e.gen
-	t := c.ticket(contactID)
-	c.mu.Unlock()
+	d.gen = e.gen
+	d.t = c.ticket(contactID)
+	return d, nil
+}
 
-	err := c.onLine(ctx, contactID, t, send)
+// carryOut runs a decided command's I/O in its turn, and puts the old state
+// back if it fails and nothing else moved the call meanwhile.
+func (c *Client) carryOut(ctx context.Context, d decision, send func(context.Context) error) error {
+	id := d.e.contact.ContactID
+	err := c.onLine(ctx, id, d.t, send)
 	if err == nil {
 		return nil
 	}
-	if to != StateEnded {
+	if d.to != StateEnded {
 		c.mu.Lock()
-		if c.entries[contactID] == e && e.gen == gen {
-			e.restore(saved)
-			c.setState(e, from, ReasonNone, nil)
+		if c.entries[id] == d.e && d.e.gen == d.gen {
+			d.e.restore(d.saved)
+			c.setState(d.e, d.from, ReasonNone, nil)
 		}
 		c.mu.Unlock()
 	}
-	return fmt.Errorf("smpcall: %s with contact %d: %w", op, contactID, c.transportErr(err))
+	return fmt.Errorf("smpcall: %s with contact %d: %w", d.op, id, c.transportErr(err))
 }
 
 // transportErr marks errors that happened while the transport was down.
@@ -631,6 +661,12 @@ func (c *Client) armTimer(e *callEntry, from, to CallState) {
 	if e.timer != nil && from != to {
 		e.timer.Stop()
 		e.timer = nil
+	}
+	if e.cross != nil && to != StateInvitationSent {
+		if e.cross.timer != nil {
+			e.cross.timer.Stop()
+		}
+		e.cross = nil
 	}
 	switch {
 	case to == StateInvitationSent && c.cfg.RingTimeout > 0:
@@ -847,6 +883,11 @@ func (c *Client) onInvitation(ev *CallInvitationEvent) {
 	id := inv.Contact.ContactID
 	c.mu.Lock()
 	c.contacts[id] = inv.Contact
+	if old := c.entries[id]; old != nil && old.state == StateInvitationSent && old.call != nil {
+		c.crossed(old, &inv)
+		c.mu.Unlock()
+		return
+	}
 	if old := c.entries[id]; old != nil && old.state.Active() {
 		c.setState(old, StateEnded, ReasonReplaced, nil)
 	}

@@ -15,9 +15,17 @@ import (
 // contact's offer with frame encryption when both sides have the key, and
 // runs ICE. It returns once the invitation is sent; use the Call's Events,
 // WaitConnected, Done and End. The call rings until the contact accepts,
-// someone ends it, or Config.RingTimeout passes (ReasonMissed). Errors:
-// ErrClosed, ErrInvalidState (a call with the contact is in progress), an
-// invalid media type, or the transport's error.
+// someone ends it, or Config.RingTimeout passes (ReasonMissed).
+//
+// Calling a contact who is calling us answers that call: if the contact's
+// invitation is ringing, PlaceCall accepts it (as AcceptCall does, with
+// the invitation's media); if the two invitations cross on the way, the
+// Clients resolve it so that exactly one call proceeds (crossing.go, and
+// protocol §4.5 for why the core alone gets stuck). Either way the
+// returned Call may turn out to be incoming (Call.Incoming).
+//
+// Errors: ErrClosed, ErrInvalidState (a call with the contact is in
+// progress), an invalid media type, or the transport's error.
 func (c *Client) PlaceCall(ctx context.Context, contactID int64, opts *CallOptions) (*Call, error) {
 	media := MediaVideo
 	if opts != nil && opts.Media != "" {
@@ -31,23 +39,30 @@ func (c *Client) PlaceCall(ctx context.Context, contactID int64, opts *CallOptio
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}
+	if e := c.entries[contactID]; e != nil && e.state == StateInvitationReceived && e.call == nil {
+		c.mu.Unlock()
+		return c.AcceptCall(ctx, contactID, opts)
+	}
 	if st := c.stateOf(contactID); st.Active() {
 		c.mu.Unlock()
 		return nil, &StateError{Op: "place call", ContactID: contactID, State: st}
 	}
-	// The entry and its Call exist before the invitation goes out: the
+	// The entry, its Call and the transition exist before the invitation
+	// goes out (in one critical section, so that an invitation from the
+	// contact that arrives meanwhile is seen as crossing ours): the
 	// contact's offer may arrive before the transport returns.
 	e := c.newEntry(c.contactOrID(contactID))
-	link := &callLink{c: c, e: e}
-	k := newCall(link, &c.cfg, e.contact, false, media, nil, opts)
+	k := newCall(&callLink{c: c, e: e}, &c.cfg, e.contact, false, media, nil, opts)
 	e.call = k
-	c.mu.Unlock()
-
 	callType := CallType{Media: media, Capabilities: CallCapabilities{Encryption: true}}
-	err := c.command(ctx, e, contactID, opInvite, ReasonNone, func(e *callEntry) {
+	d, err := c.decide(e, contactID, opInvite, ReasonNone, func(e *callEntry) {
 		e.incoming = false
 		e.localType = &callType
-	}, func(ctx context.Context) error { return c.t.Invite(ctx, contactID, callType) })
+	})
+	c.mu.Unlock()
+	if err == nil {
+		err = c.carryOut(ctx, d, func(ctx context.Context) error { return c.t.Invite(ctx, contactID, callType) })
+	}
 	if err == nil {
 		err = c.start(k)
 	}

@@ -67,8 +67,9 @@ func (k *Call) sendInitial() {
 		return
 	}
 	b.initialSent = true
+	incoming := k.incoming.Load()
 	typ := "answer"
-	if k.incoming {
+	if incoming {
 		typ = "offer"
 	}
 	rtcSession, err := rtcpayload.EncodeSession(rtcpayload.Session{Type: typ, SDP: k.loop.localDesc.SDP})
@@ -76,10 +77,10 @@ func (k *Call) sendInitial() {
 		k.terminate(ReasonInternalError, err)
 		return
 	}
-	callType := CallType{Media: k.media, Capabilities: CallCapabilities{Encryption: true}}
+	callType := CallType{Media: k.Media(), Capabilities: CallCapabilities{Encryption: true}}
 	n, cands, err := k.fit(b.pending, func(cands string) any {
 		s := WebRTCSession{RTCSession: rtcSession, RTCIceCandidates: cands}
-		if k.incoming {
+		if incoming {
 			return WebRTCCallOffer{CallType: callType, RTCSession: s}
 		}
 		return s
@@ -90,7 +91,7 @@ func (k *Call) sendInitial() {
 	}
 	b.pending = b.pending[n:]
 	session := WebRTCSession{RTCSession: rtcSession, RTCIceCandidates: cands}
-	if k.incoming {
+	if incoming {
 		k.out.push(sigCmd{kind: sigOffer, offer: WebRTCCallOffer{CallType: callType, RTCSession: session}})
 	} else {
 		k.out.push(sigCmd{kind: sigAnswer, session: session})

@@ -59,6 +59,11 @@ func (c *Client) onLine(ctx context.Context, contactID int64, t ticket, send fun
 func (c *Client) skipTicket(contactID int64, t ticket) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.skipTicketLocked(contactID, t)
+}
+
+// skipTicketLocked is skipTicket for a caller that holds c.mu.
+func (c *Client) skipTicketLocked(contactID int64, t ticket) {
 	l := c.lines[contactID]
 	if l.serving != t {
 		if l.abandoned == nil {

@@ -62,13 +62,14 @@ func (k *Call) Record() (CallRecord, bool) {
 // makeRecord builds and publishes the record; it runs once, in finish.
 func (k *Call) makeRecord() CallRecord {
 	snap := k.snap.Load()
-	r := CallRecord{Contact: k.contact, Incoming: k.incoming, Media: k.media, Reason: snap.reason, Err: snap.err,
+	incoming := k.Incoming()
+	r := CallRecord{Contact: k.contact, Incoming: incoming, Media: k.Media(), Reason: snap.reason, Err: snap.err,
 		Encrypted: snap.encrypted, StartedAt: k.startedAt, ConnectedAt: snap.connectedAt, EndedAt: time.Now()}
 	if !r.ConnectedAt.IsZero() {
 		r.Duration = r.EndedAt.Sub(r.ConnectedAt)
 	}
-	accepted := k.incoming || k.loop.pc != nil
-	r.Status = recordStatus(!r.ConnectedAt.IsZero(), accepted, k.incoming, r.Reason)
+	accepted := incoming || k.loop.pc != nil
+	r.Status = recordStatus(!r.ConnectedAt.IsZero(), accepted, incoming, r.Reason)
 	k.record.Store(&r)
 	return r
 }

@@ -445,6 +445,8 @@ func (k *SharedKey) UnmarshalText(b []byte) error {
 type User struct {
 	UserID           int64  `json:"userId"`
 	LocalDisplayName string `json:"localDisplayName,omitempty"`
+	// Profile is the user's own profile, as its contacts see it.
+	Profile Profile `json:"profile,omitzero"`
 
 	raw json.RawMessage
 }
@@ -478,6 +480,9 @@ func (u *User) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	if _, err := o.Optional("localDisplayName", &v.LocalDisplayName); err != nil {
+		return err
+	}
+	if err := decodeProfile(o, &v.Profile); err != nil {
 		return err
 	}
 	v.raw = append(json.RawMessage(nil), data...)
@@ -541,19 +546,28 @@ func (c *Contact) UnmarshalJSON(data []byte) error {
 	if _, err := o.Optional("localDisplayName", &v.LocalDisplayName); err != nil {
 		return err
 	}
-	if o.Has("profile") {
-		po, err := jsonfield.Decode(o["profile"])
-		if err != nil {
-			return jsonfield.Wrap("profile", err)
-		}
-		for key, dst := range map[string]*string{"displayName": &v.Profile.DisplayName, "fullName": &v.Profile.FullName} {
-			if _, err := po.Optional(key, dst); err != nil {
-				return jsonfield.Wrap("profile", err)
-			}
-		}
+	if err := decodeProfile(o, &v.Profile); err != nil {
+		return err
 	}
 	v.raw = append(json.RawMessage(nil), data...)
 	*c = v
+	return nil
+}
+
+// decodeProfile reads the optional "profile" of a user or contact.
+func decodeProfile(o jsonfield.Object, p *Profile) error {
+	if !o.Has("profile") {
+		return nil
+	}
+	po, err := jsonfield.Decode(o["profile"])
+	if err != nil {
+		return jsonfield.Wrap("profile", err)
+	}
+	for key, dst := range map[string]*string{"displayName": &p.DisplayName, "fullName": &p.FullName} {
+		if _, err := po.Optional(key, dst); err != nil {
+			return jsonfield.Wrap("profile", err)
+		}
+	}
 	return nil
 }
 
