@@ -85,9 +85,9 @@ type Call struct {
 	incoming  atomic.Bool
 	mediaType atomic.Pointer[CallMediaType]
 	opts      CallOptions
-	cfg      *Config
-	log      *slog.Logger
-	sig      signaler
+	cfg       *Config
+	log       *slog.Logger
+	sig       signaler
 	// key is the invitation's shared key of an incoming call; an outgoing
 	// call learns its key from the offer.
 	key       *SharedKey

@@ -5,13 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"strings"
-	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
-
 
 	"github.com/smpcall/smpcall"
 	"github.com/smpcall/smpcall/smp"
