@@ -28,7 +28,7 @@ import (
 // Re-inviting is what always works with a SimpleX app on the other side:
 // the app's core takes the new invitation and rings; accepting it connects.
 // The superseded invitations are never announced as ringing.
-const crossingWait = 10 * time.Second
+var crossingWait = 10 * time.Second
 
 type crossRole uint8
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/smpcall/smpcall"
 	"github.com/smpcall/smpcall/smp"
 )
@@ -183,3 +185,79 @@ func TestCrossingInvitations(t *testing.T) {
 var crossingDebug = flag.Bool("crossing.debug", false, "log both Clients of TestCrossingInvitations to stderr")
 
 var crossingSeed = flag.Uint64("crossing.seed", 0, "first seed of TestCrossingInvitations (to replay one)")
+
+// A SimpleX app does not know the crossing rule: its core simply replaces
+// its own invitation with ours, and its user answers whatever rings. Whether
+// the SDK re-invites at once (its name sorts first) or waits for a new
+// invitation that never comes and then re-invites, the app ends up ringing
+// the SDK's live invitation, and answering it connects.
+func TestCrossingWithAnApp(t *testing.T) {
+	defer smpcall.SetCrossingWait(time.Second)()
+	for _, sdkName := range []string{"alice", "zed"} { // before and after "bob"
+		t.Run(sdkName, func(t *testing.T) {
+			n := smp.NewNetwork(nil)
+			t.Cleanup(func() { _ = n.Close() })
+			sc, _ := n.AddUser(sdkName, nil)
+			ac, _ := n.AddUser("bob", nil)
+			appAtSDK, sdkAtApp, err := n.Connect(sdkName, "bob")
+			require.NoError(t, err)
+			for _, dir := range [][2]string{{sdkName, "bob"}, {"bob", sdkName}} {
+				require.NoError(t, n.SetFaults(dir[0], dir[1], smp.Faults{Delay: 20 * time.Millisecond}))
+			}
+			sdk, err := smpcall.NewClient(sc, rtcConfig(nil))
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = sdk.Close() })
+			app, err := smpcall.NewClient(ac, rtcConfig(nil))
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = app.Close() })
+
+			// Both call at once; the app's own invitation is low-level (no
+			// crossing rule), as the apps' is.
+			var wg sync.WaitGroup
+			var sdkCall *smpcall.Call
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				sdkCall, err = sdk.PlaceCall(ctx, appAtSDK, &smpcall.CallOptions{Media: smpcall.MediaAudio})
+			}()
+			go func() {
+				defer wg.Done()
+				_ = app.SendInvitation(ctx, sdkAtApp, smpcall.CallType{Media: smpcall.MediaAudio, Capabilities: smpcall.CallCapabilities{Encryption: true}})
+			}()
+			wg.Wait()
+			require.NoError(t, err)
+
+			// The app's user answers what rings, 300 ms after it rings,
+			// again whenever a newer invitation replaces it.
+			deadline := time.After(20 * time.Second)
+			var appCall *smpcall.Call
+			for appCall == nil || !connected(appCall) {
+				select {
+				case ev := <-app.Events():
+					if _, ok := ev.(*smpcall.RingingEvent); ok {
+						time.Sleep(300 * time.Millisecond)
+						if k, err := app.AcceptCall(ctx, sdkAtApp, nil); err == nil {
+							appCall = k
+						}
+					}
+				case <-time.After(50 * time.Millisecond):
+				case <-deadline:
+					t.Fatalf("no connected call: sdk %s, app %s", sdk.CallState(appAtSDK), app.CallState(sdkAtApp))
+				}
+			}
+			_, err = sdkCall.WaitConnected(ctxWithin(t, 10*time.Second))
+			require.NoError(t, err)
+			require.NoError(t, sdkCall.End(ctx))
+			<-appCall.Done()
+		})
+	}
+}
+
+func connected(k *smpcall.Call) bool {
+	select {
+	case <-k.Connected():
+		return true
+	default:
+		return false
+	}
+}
