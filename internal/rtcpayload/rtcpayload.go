@@ -26,6 +26,17 @@ import (
 type Session struct {
 	Type string `json:"type"`
 	SDP  string `json:"sdp"`
+	// Reconnect announces the ICE-restart extension ("smpReconnect": 1,
+	// protocol §6.8). Every known parser ignores the key, so it is safe to
+	// send to peers that do not know it.
+	Reconnect bool `json:"-"`
+}
+
+// wireSession is Session as JSON, smpReconnect written as the number 1.
+type wireSession struct {
+	Type         string `json:"type"`
+	SDP          string `json:"sdp"`
+	SMPReconnect int    `json:"smpReconnect,omitempty"`
 }
 
 // Candidate is one ICE candidate (RTCIceCandidateInit). Candidate is the SDP
@@ -50,7 +61,11 @@ func EncodeSession(s Session) (string, error) {
 	if err := checkType(s.Type); err != nil {
 		return "", err
 	}
-	b, err := jsonfield.Marshal(s)
+	w := wireSession{Type: s.Type, SDP: s.SDP}
+	if s.Reconnect {
+		w.SMPReconnect = 1
+	}
+	b, err := jsonfield.Marshal(w)
 	if err != nil {
 		return "", err
 	}
@@ -79,6 +94,14 @@ func DecodeSession(s string) (Session, error) {
 	}
 	if !strings.HasPrefix(out.SDP, "v=0") {
 		return out, errors.New("rtcSession: sdp does not start with v=0")
+	}
+	// A peer that announces the extension sends 1; anything else (absent,
+	// 0, a string) means it does not.
+	var announce json.Number
+	if ok, err := o.Optional("smpReconnect", &announce); err == nil && ok {
+		if n, err := announce.Int64(); err == nil && n >= 1 {
+			out.Reconnect = true
+		}
 	}
 	return out, nil
 }
@@ -172,4 +195,96 @@ func decodeCandidate(r json.RawMessage) (Candidate, error) {
 		c.UsernameFragment = &uf
 	}
 	return c, nil
+}
+
+// Kinds of ICE-restart messages (protocol §6.8).
+const (
+	RestartOffer  = "restartOffer"
+	RestartAnswer = "restartAnswer"
+	RestartCands  = "candidates"
+)
+
+// maxGeneration bounds a restart generation; a call restarts a few times.
+const maxGeneration = 1 << 30
+
+// Restart is a message of the ICE-restart extension (protocol §6.8),
+// carried in x.call.extra where a candidate list usually is:
+// {"t":"restartOffer"|"restartAnswer","gen":N,"sdp":"…","candidates":[…]}
+// or {"t":"candidates","gen":N,"candidates":[…]}.
+type Restart struct {
+	T          string      `json:"t"`
+	Gen        int         `json:"gen"`
+	SDP        string      `json:"sdp,omitempty"`
+	Candidates []Candidate `json:"candidates"`
+}
+
+// EncodeRestart returns the rtcIceCandidates string for a restart message.
+func EncodeRestart(r Restart) (string, error) {
+	if err := r.check(); err != nil {
+		return "", err
+	}
+	if r.Candidates == nil {
+		r.Candidates = []Candidate{}
+	}
+	b, err := jsonfield.Marshal(r)
+	if err != nil {
+		return "", err
+	}
+	return lzstring.CompressToBase64(string(b)), nil
+}
+
+// DecodeRestart decodes a restart message from an rtcIceCandidates string
+// (one for which DecodeCandidates returned ErrNotCandidateList).
+func DecodeRestart(s string) (Restart, error) {
+	var r Restart
+	text, err := lzstring.DecompressFromBase64(s)
+	if err != nil {
+		return r, fmt.Errorf("restart: %w", err)
+	}
+	o, err := jsonfield.Decode([]byte(text))
+	if err != nil {
+		return r, fmt.Errorf("restart: %w", err)
+	}
+	if err := o.Required("t", &r.T); err != nil {
+		return r, fmt.Errorf("restart: %w", err)
+	}
+	if err := o.Required("gen", &r.Gen); err != nil {
+		return r, fmt.Errorf("restart: %w", err)
+	}
+	if _, err := o.Optional("sdp", &r.SDP); err != nil {
+		return r, fmt.Errorf("restart: %w", err)
+	}
+	if o.Has("candidates") {
+		var raw []json.RawMessage
+		if err := json.Unmarshal(o["candidates"], &raw); err != nil {
+			return r, errors.New("restart: candidates: not a JSON array")
+		}
+		if len(raw) > maxCandidates {
+			return r, fmt.Errorf("restart: %d candidates (limit %d)", len(raw), maxCandidates)
+		}
+		for i, c := range raw {
+			cand, err := decodeCandidate(c)
+			if err != nil {
+				return r, fmt.Errorf("restart: candidates[%d]: %w", i, err)
+			}
+			r.Candidates = append(r.Candidates, cand)
+		}
+	}
+	return r, r.check()
+}
+
+func (r Restart) check() error {
+	switch r.T {
+	case RestartOffer, RestartAnswer:
+		if !strings.HasPrefix(r.SDP, "v=0") {
+			return fmt.Errorf("restart %s: sdp does not start with v=0", r.T)
+		}
+	case RestartCands:
+	default:
+		return fmt.Errorf("restart: unknown t %s", jsonfield.Quote(r.T))
+	}
+	if r.Gen < 0 || r.Gen > maxGeneration {
+		return fmt.Errorf("restart: generation %d out of range", r.Gen)
+	}
+	return nil
 }
