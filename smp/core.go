@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -156,7 +157,7 @@ func (c *Core) AddContact(contact smpcall.Contact, pipe Pipe) error {
 	return nil
 }
 
-// Contacts returns the core's contacts.
+// Contacts returns the core's contacts, by contact id.
 func (c *Core) Contacts() []smpcall.Contact {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -164,7 +165,32 @@ func (c *Core) Contacts() []smpcall.Contact {
 	for _, cc := range c.contacts {
 		out = append(out, cc.contact)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ContactID < out[j].ContactID })
 	return out
+}
+
+// contact returns the contact with this id.
+func (c *Core) contact(id int64) (smpcall.Contact, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cc := c.contacts[id]
+	if cc == nil {
+		return smpcall.Contact{}, false
+	}
+	return cc.contact, true
+}
+
+// contactByName returns the contact with this local display name
+// (Store getContactIdByName).
+func (c *Core) contactByName(name string) (smpcall.Contact, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cc := range c.contacts {
+		if cc.contact.LocalDisplayName == name {
+			return cc.contact, true
+		}
+	}
+	return smpcall.Contact{}, false
 }
 
 // CallItems returns the call chat items with the contact, oldest first.
