@@ -178,15 +178,15 @@ func nameStop(b byte) bool {
 }
 
 // nameFirstOK is the core's refChar for a name's first byte, quoted or not:
-// above ' ' and not '#', '@' or '\”.
+// above the space and not '#', '@' or a single quote.
 func nameFirstOK(b byte) bool { return b > ' ' && b != '#' && b != '@' && b != '\'' }
 
 // QuoteName writes a display name for a command argument the way the
 // core's displayNameP_ (Commands.hs) reads it: as it is when it has no
 // space (ASCII white space or the byte 0xA0) and no comma, else between
-// single quotes. Either way the first byte must be above ' ' and not '#',
-// '@' or '\”, and a quoted name cannot contain '\”; such names cannot be
-// written and are errors. A trailing space would also be lost (the core
+// single quotes. Either way the first byte must be above the space and
+// not '#', '@' or a single quote, and a quoted name cannot contain a
+// single quote; such names cannot be written and are errors. A trailing space would also be lost (the core
 // trims the command), so it is quoted.
 func QuoteName(name string) (string, error) {
 	if name == "" || !nameFirstOK(name[0]) {
