@@ -44,6 +44,27 @@ type CoreConfig struct {
 	// CallsAllowed decides whether calls with a contact are allowed (the
 	// calls preference, protocol §10). Default: all contacts allowed.
 	CallsAllowed func(smpcall.Contact) bool
+	// CallVersion2 turns on call version 2 (protocol §5.4): invitations
+	// carry callVRange "1-2", an invitation's callVRange is answered with
+	// the agreed callVersion in the offer, and a call that agrees on
+	// version 2 derives its media key with HKDF-SHA512 from the X25519
+	// output (Call.hs callMediaKey). A peer without versions (every
+	// released SimpleX app seen so far) gets version 1, the raw X25519
+	// output, either way.
+	//
+	// Default false, and keep it so until a released SimpleX client is
+	// seen to send callVRange: the version-2 code was found in a single
+	// unreleased Call.hs, and with it off the core neither sends the
+	// version fields nor looks at them, exactly like the released apps.
+	CallVersion2 bool
+}
+
+// callVRange is the range of call versions the core supports.
+func (c *Core) callVRange() CallVersionRange {
+	if c.cfg.CallVersion2 {
+		return CallVersionRange{CallVersion1, CallVersion2}
+	}
+	return CallVersionRange{CallVersion1, CallVersion1}
 }
 
 // Core does for one chat user what the SimpleX chat core does for calls
@@ -93,6 +114,11 @@ type coreCall struct {
 	localType, peerType *smpcall.CallType
 	keys                *keyPair // caller, until the offer arrives; callee: its public key is sent with the offer
 	sharedKey           *smpcall.SharedKey
+	// offered is the caller's call version range as sent in the invitation.
+	offered CallVersionRange
+	// version is the callee's agreed call version, sent in the offer; nil
+	// when the invitation had no callVRange or versions are off.
+	version *uint16
 	localSession        *smpcall.WebRTCSession
 	peerSession         *smpcall.WebRTCSession
 }
@@ -273,6 +299,11 @@ func (c *Core) Invite(ctx context.Context, contactID int64, callType smpcall.Cal
 		lt := callType
 		call.localType = &lt
 		inv := &CallInvitation{CallType: callType}
+		call.offered = c.callVRange()
+		if c.cfg.CallVersion2 {
+			r := call.offered
+			inv.CallVRange = &r
+		}
 		if callType.Capabilities.Encryption {
 			kp, err := newKeyPair(c.cfg.Rand)
 			if err != nil {
@@ -313,7 +344,7 @@ func (c *Core) Offer(ctx context.Context, contactID int64, offer smpcall.WebRTCC
 		if err != nil {
 			return nil, err
 		}
-		co := &CallOffer{CallType: offer.CallType, RTCSession: offer.RTCSession}
+		co := &CallOffer{CallType: offer.CallType, RTCSession: offer.RTCSession, CallVersion: call.version}
 		if offer.CallType.Capabilities.Encryption && call.keys != nil {
 			co.CallDHPubKey = &call.keys.pub
 		}
@@ -632,8 +663,22 @@ func (c *Core) handle(cc *coreContact, m *Message) {
 			return
 		}
 		o := m.Offer
+		version := CallVersion1
+		if o.CallVersion != nil {
+			offered := call.offered
+			if offered.Max == 0 {
+				offered = CallVersionRange{CallVersion1, CallVersion1}
+			}
+			if *o.CallVersion < offered.Min || *o.CallVersion > offered.Max {
+				// The key would differ from the peer's: refuse rather than
+				// run a call whose frames cannot decrypt.
+				c.messageError(cc, fmt.Sprintf("%s: call version %d is not in the offered range %s", m.Event, *o.CallVersion, offered))
+				return
+			}
+			version = *o.CallVersion
+		}
 		if o.CallDHPubKey != nil && call.keys != nil {
-			k, err := call.keys.sharedKey(*o.CallDHPubKey)
+			k, err := call.keys.sharedKey(version, call.id, *o.CallDHPubKey)
 			if err != nil {
 				c.messageError(cc, m.Event+": "+err.Error())
 				return
@@ -681,6 +726,19 @@ func (c *Core) receiveInvitation(cc *coreContact, m *Message, now time.Time) {
 	if uuid, err := newUUID(c.cfg.Rand); err == nil {
 		call.uuid = uuid
 	}
+	// Call versions (protocol §5.4): with versions on, an invitation with a
+	// range is answered with the agreed version (in the offer) and keyed
+	// with it; without a range, or with versions off, it is version 1.
+	version := CallVersion1
+	if c.cfg.CallVersion2 && inv.CallVRange != nil {
+		v, ok := c.callVRange().Compatible(*inv.CallVRange)
+		if !ok {
+			c.messageError(cc, fmt.Sprintf("%s: no call version in common (peer %s, ours %s)", m.Event, inv.CallVRange, c.callVRange()))
+			return
+		}
+		version = v
+		call.version = &v
+	}
 	if inv.CallType.Capabilities.Encryption {
 		kp, err := newKeyPair(c.cfg.Rand)
 		if err != nil {
@@ -688,7 +746,7 @@ func (c *Core) receiveInvitation(cc *coreContact, m *Message, now time.Time) {
 			return
 		}
 		if inv.CallDHPubKey != nil {
-			k, err := kp.sharedKey(*inv.CallDHPubKey)
+			k, err := kp.sharedKey(version, m.CallID, *inv.CallDHPubKey)
 			if err != nil {
 				c.messageError(cc, m.Event+": "+err.Error())
 				return

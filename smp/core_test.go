@@ -209,7 +209,7 @@ func TestCoreCallerFlowWithManualPeer(t *testing.T) {
 	require.Equal(t, session, offer.Offer)
 	require.False(t, offer.AskConfirmation)
 	require.NotNil(t, offer.SharedKey)
-	want, err := callee.sharedKey(*inv.Invitation.CallDHPubKey)
+	want, err := callee.sharedKey(CallVersion1, inv.CallID, *inv.Invitation.CallDHPubKey)
 	require.NoError(t, err)
 	require.Equal(t, want, *offer.SharedKey)
 	mustState(t, h.core, 7, smpcall.TagOfferReceived)
@@ -301,7 +301,7 @@ func TestCoreCalleeFlowWithManualPeer(t *testing.T) {
 	require.NoError(t, h.core.Offer(ctx, 7, smpcall.WebRTCCallOffer{CallType: smpcall.DefaultCallType, RTCSession: smpcall.WebRTCSession{RTCSession: "o", RTCIceCandidates: "c"}}))
 	offer := h.pipe.sent(t)
 	require.NotNil(t, offer.Offer.CallDHPubKey)
-	k, err := caller.sharedKey(*offer.Offer.CallDHPubKey)
+	k, err := caller.sharedKey(CallVersion1, offer.CallID, *offer.Offer.CallDHPubKey)
 	require.NoError(t, err)
 	require.Equal(t, *ev.Invitation.SharedKey, k, "both sides agree on the key")
 	invs, err = h.core.Invitations(ctx)
@@ -327,8 +327,9 @@ func TestCoreOfferWithoutEncryptionSendsNoKey(t *testing.T) {
 	require.Nil(t, h.pipe.sent(t).Offer.CallDHPubKey)
 }
 
-// The unconfirmed call-version-2 fields are ignored: the key stays the raw DH output.
-func TestCoreIgnoresUnconfirmedCallVersion(t *testing.T) {
+// By default (CallVersion2 off) the call-version fields are ignored: the
+// key stays the raw DH output, as in the released apps.
+func TestCoreIgnoresCallVersionByDefault(t *testing.T) {
 	tc := dhCases(t)[0]
 	// The callee's core draws a UUID (16 bytes) then its private key (32 bytes).
 	rnd := bytes.NewReader(append(make([]byte, 16), unhex(t, tc.Callee.PrivateKeyRawHex)...))
