@@ -118,9 +118,9 @@ type coreCall struct {
 	offered CallVersionRange
 	// version is the callee's agreed call version, sent in the offer; nil
 	// when the invitation had no callVRange or versions are off.
-	version *uint16
-	localSession        *smpcall.WebRTCSession
-	peerSession         *smpcall.WebRTCSession
+	version      *uint16
+	localSession *smpcall.WebRTCSession
+	peerSession  *smpcall.WebRTCSession
 }
 
 type callItem struct {
