@@ -8,8 +8,6 @@ package smp_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -526,24 +524,321 @@ func TestChatClientCommandHonoursContextWhenTheCoreStopsReading(t *testing.T) {
 	require.NoError(t, err)
 	defer tr.Close()
 	extra := smpcall.WebRTCExtraInfo{RTCIceCandidates: strings.Repeat("A", 1<<20)}
-	// 40 MB is more than the socket buffers hold, so writes block.
-	errs := make(chan error, 40)
-	for range 40 {
+	// 32 MB is more than the socket buffers and the client's send queue
+	// hold, so writes block. (The outer bound is generous: encoding the
+	// commands takes a while under the race detector on a busy machine.)
+	const n = 32
+	errs := make(chan error, n)
+	for range n {
 		go func() {
 			cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer ccancel()
 			errs <- tr.Extra(cctx, 1, extra)
 		}()
 	}
-	for range 40 {
+	bound := time.After(60 * time.Second)
+	for range n {
 		select {
 		case err := <-errs:
 			require.ErrorIs(t, err, context.DeadlineExceeded)
-		case <-ctx.Done():
+		case <-bound:
 			t.Fatal("a command did not return")
 		}
 	}
 }
 
-var _ = errors.Is
-var _ net.Conn
+
+// multiUser serves alice (user 1, active) and carol (user 2) on one
+// simulated core, as one simplex-chat with two profiles; bob is their
+// common contact on his own core. Contact ids are unique across the
+// network, as in one core's database: bob is 1 at alice and 3 at carol.
+func multiUser(t *testing.T, opts *smp.ChatServerOptions) (n *smp.Network, srv *smp.ChatServer, url string) {
+	t.Helper()
+	n = smp.NewNetwork(&smp.NetworkConfig{UniqueContactIDs: true})
+	alice, err := n.AddUser("alice", nil)
+	require.NoError(t, err)
+	carol, err := n.AddUser("carol", nil)
+	require.NoError(t, err)
+	_, err = n.AddUser("bob", nil)
+	require.NoError(t, err)
+	a, _, err := n.Connect("alice", "bob")
+	require.NoError(t, err)
+	c, _, err := n.Connect("carol", "bob")
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 3}, []int64{a, c})
+	srv = smp.NewChatServer(alice, opts)
+	require.NoError(t, srv.AddUser(carol))
+	require.Error(t, srv.AddUser(carol), "a user is served once")
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		hs.Close()
+		require.NoError(t, n.Close())
+	})
+	return n, srv, wsURL(hs)
+}
+
+// command sends one command on a raw socket and returns its reply (events
+// in between are skipped), unwrapped, with the side of the Either.
+func command(t *testing.T, ctx context.Context, ws *websocket.Conn, id, cmd string) (string, rawFrame) {
+	t.Helper()
+	send(t, ctx, ws, id, cmd)
+	for {
+		f := readRaw(t, ctx, ws)
+		if f.CorrID != nil && *f.CorrID == id {
+			return f.inner(t)
+		}
+	}
+}
+
+func storeError(t *testing.T, f rawFrame) string {
+	t.Helper()
+	var e struct {
+		ChatError struct {
+			Type       string `json:"type"`
+			StoreError struct {
+				Type string `json:"type"`
+			} `json:"storeError"`
+		} `json:"chatError"`
+	}
+	b, err := json.Marshal(f.Resp)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &e))
+	return e.ChatError.Type + "/" + e.ChatError.StoreError.Type
+}
+
+// "/_call invite" works only for the active user (APISendCallInvitation
+// looks the contact up under it); the other call commands work for the
+// user who owns the contact; "/_user N" switches.
+func TestChatServerInvitesOnlyForTheActiveUser(t *testing.T) {
+	_, srv, url := multiUser(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, nil)
+	require.NoError(t, err)
+	defer ws.CloseNow()
+
+	side, r := command(t, ctx, ws, "1", "/_call invite @3 "+`{"media":"audio","capabilities":{"encryption":true}}`)
+	require.Equal(t, "Left", side)
+	require.Equal(t, "errorStore/contactNotFound", storeError(t, r), "carol's contact, alice active")
+	side, r = command(t, ctx, ws, "2", "/_call invite @1 "+`{"media":"audio","capabilities":{"encryption":true}}`)
+	require.Equal(t, "Right", side)
+	require.Equal(t, "cmdOk", r.typ())
+
+	side, r = command(t, ctx, ws, "3", "/_user 2")
+	require.Equal(t, "Right", side)
+	require.Equal(t, "activeUser", r.typ())
+	require.Equal(t, "carol", srv.ActiveUser().LocalDisplayName)
+	side, _ = command(t, ctx, ws, "4", "/_call invite @3 "+`{"media":"audio","capabilities":{"encryption":true}}`)
+	require.Equal(t, "Right", side)
+	// alice's call, now that she is not active, still takes the other commands.
+	side, r = command(t, ctx, ws, "5", "/_call end @1")
+	require.Equal(t, "Right", side, "%v", r.Resp)
+	// "/call @name" is the active user's contact too.
+	side, _ = command(t, ctx, ws, "6", "/call @bob")
+	require.Equal(t, "Right", side)
+	side, r = command(t, ctx, ws, "7", "/_user 9")
+	require.Equal(t, "Left", side)
+	require.Equal(t, "errorStore/userNotFound", storeError(t, r))
+	side, r = command(t, ctx, ws, "8", "/user alice")
+	require.Equal(t, "Right", side)
+	require.Equal(t, "alice", srv.ActiveUser().LocalDisplayName)
+
+	// /users lists both, with activeUser and agentUserId as the core writes them.
+	_, r = command(t, ctx, ws, "9", "/users")
+	var users struct {
+		Users []struct {
+			User struct {
+				UserID      int64  `json:"userId"`
+				AgentUserID string `json:"agentUserId"`
+				ActiveUser  bool   `json:"activeUser"`
+			} `json:"user"`
+		} `json:"users"`
+	}
+	b, _ := json.Marshal(r.Resp)
+	require.NoError(t, json.Unmarshal(b, &users))
+	require.Len(t, users.Users, 2)
+	require.True(t, users.Users[0].User.ActiveUser)
+	require.False(t, users.Users[1].User.ActiveUser)
+	require.Equal(t, "2", users.Users[1].User.AgentUserID)
+}
+
+// A ChatClient for a user who is not active places calls by making its
+// user active first, as the apps do; with KeepActiveUser it says why it
+// cannot. Answering needs no switch.
+func TestChatClientInvitesForANonActiveUser(t *testing.T) {
+	n, srv, url := multiUser(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	strict, err := smp.DialChatCore(ctx, url, &smp.ChatClientOptions{UserID: 2, KeepActiveUser: true})
+	require.NoError(t, err)
+	require.Equal(t, "carol", strict.User().LocalDisplayName)
+	err = strict.Invite(ctx, 3, smpcall.DefaultCallType)
+	require.ErrorIs(t, err, smp.ErrNotActiveUser)
+	require.Equal(t, "alice", srv.ActiveUser().LocalDisplayName, "nothing changed")
+	require.NoError(t, strict.Close())
+
+	tr, err := smp.DialChatCore(ctx, url, &smp.ChatClientOptions{UserID: 2})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.Invite(ctx, 3, smpcall.DefaultCallType))
+	require.Equal(t, "carol", srv.ActiveUser().LocalDisplayName)
+	bob := n.Core("bob")
+	ring := nextCoreEvent[*smpcall.CallInvitationEvent](t, bob)
+	require.Equal(t, "carol", ring.Invitation.Contact.Name())
+	require.NoError(t, bob.End(ctx, ring.Invitation.Contact.ContactID))
+	nextEvent[*smpcall.CallEndedEvent](t, tr)
+
+	// Someone switches the active user back behind the client's back: the
+	// core refuses the contact, and the client switches and retries.
+	require.NoError(t, srv.SetActiveUser(1))
+	require.NoError(t, tr.Invite(ctx, 3, smpcall.DefaultCallType))
+	require.Equal(t, "carol", srv.ActiveUser().LocalDisplayName)
+
+	// bob calls alice, who is not active: her events go to her own client
+	// only, and answering needs no switch.
+	require.NoError(t, tr.Close())
+	at, err := smp.DialChatCore(ctx, url, &smp.ChatClientOptions{UserID: 1})
+	require.NoError(t, err)
+	defer at.Close()
+	require.NoError(t, bob.Invite(ctx, n.ContactID("bob", "alice"), smpcall.DefaultCallType))
+	inv := nextEvent[*smpcall.CallInvitationEvent](t, at)
+	require.Equal(t, int64(1), inv.Invitation.User.UserID)
+	require.NoError(t, at.Offer(ctx, 1, smpcall.WebRTCCallOffer{CallType: smpcall.DefaultCallType,
+		RTCSession: smpcall.WebRTCSession{RTCSession: "s", RTCIceCandidates: "c"}}))
+	require.Equal(t, "carol", srv.ActiveUser().LocalDisplayName, "offer does not switch")
+}
+
+func nextCoreEvent[T smpcall.Event](t *testing.T, c *smp.Core) T {
+	t.Helper()
+	timeout := time.After(testWait)
+	for {
+		select {
+		case ev := <-c.Events():
+			if v, ok := ev.(T); ok {
+				return v
+			}
+		case <-timeout:
+			var zero T
+			t.Fatalf("no %T", zero)
+			return zero
+		}
+	}
+}
+
+// On the multi-user simulator, events queued while no client was connected
+// are flushed to the next client, and a client for user 1 gets none of
+// user 2's (a callInvitation with its sharedKey among them).
+func TestChatClientGetsOnlyItsUsersBacklog(t *testing.T) {
+	n, srv, url := multiUser(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	bob := n.Core("bob")
+	require.NoError(t, bob.Invite(ctx, n.ContactID("bob", "carol"), smpcall.DefaultCallType))
+	require.NoError(t, bob.Invite(ctx, n.ContactID("bob", "alice"), smpcall.DefaultCallType))
+	// callInvitation and newChatItems for each.
+	require.Eventually(t, func() bool { return srv.Stats().QueuedEvents == 4 }, testWait, 5*time.Millisecond)
+
+	tr, err := smp.DialChatCore(ctx, url, nil)
+	require.NoError(t, err)
+	defer tr.Close()
+	require.Equal(t, int64(1), tr.User().UserID)
+	require.NoError(t, bob.End(ctx, n.ContactID("bob", "alice")))
+	var got []smpcall.Event
+	for {
+		ev := <-tr.Events()
+		got = append(got, ev)
+		if _, ok := ev.(*smpcall.CallEndedEvent); ok {
+			break
+		}
+		require.Less(t, len(got), 10, "%#v", got)
+	}
+	inv, ok := got[0].(*smpcall.CallInvitationEvent)
+	require.True(t, ok, "%T", got[0])
+	require.Equal(t, "alice", inv.Invitation.User.LocalDisplayName)
+	for _, ev := range got {
+		if inv, ok := ev.(*smpcall.CallInvitationEvent); ok {
+			require.Equal(t, int64(1), inv.Invitation.User.UserID)
+		}
+		if it, ok := ev.(*smpcall.CallItemEvent); ok {
+			require.Equal(t, int64(1), it.User.UserID)
+		}
+	}
+	require.Equal(t, uint64(2), tr.Stats().OtherUsersEvents)
+	require.Zero(t, srv.Stats().QueuedEvents)
+}
+
+// Older cores send resp bare; the simulator can too, and the client reads it.
+func TestChatServerBareResponses(t *testing.T) {
+	n, _, url := simulated(t, &smp.ChatServerOptions{BareResponses: true})
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, nil)
+	require.NoError(t, err)
+	send(t, ctx, ws, "1", "/user")
+	f := readRaw(t, ctx, ws)
+	require.Equal(t, "activeUser", f.typ())
+	side, _ := f.inner(t)
+	require.Empty(t, side)
+	send(t, ctx, ws, "2", "/nonsense")
+	require.Equal(t, "chatCmdError", readRaw(t, ctx, ws).typ())
+	ws.Close(websocket.StatusNormalClosure, "")
+
+	tr, err := smp.DialChatCore(ctx, url, nil)
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, n.Core("bob").Invite(ctx, n.ContactID("bob", "alice"), smpcall.DefaultCallType))
+	inv := nextEvent[*smpcall.CallInvitationEvent](t, tr)
+	require.NotNil(t, inv.Invitation.SharedKey)
+	_, err = tr.Command(ctx, "/nonsense")
+	require.ErrorIs(t, err, smpcall.ErrCommand)
+}
+
+// Broadcast is an explicit option: then every client gets every event.
+func TestChatServerBroadcastOption(t *testing.T) {
+	n, _, url := simulated(t, &smp.ChatServerOptions{Broadcast: true})
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	var trs []*smp.ChatClient
+	for range 2 {
+		tr, err := smp.DialChatCore(ctx, url, nil)
+		require.NoError(t, err)
+		defer tr.Close()
+		trs = append(trs, tr)
+	}
+	require.NoError(t, n.Core("bob").Invite(ctx, n.ContactID("bob", "alice"), smpcall.DefaultCallType))
+	a := nextEvent[*smpcall.CallInvitationEvent](t, trs[0])
+	b := nextEvent[*smpcall.CallInvitationEvent](t, trs[1])
+	require.Equal(t, a.Invitation.CallUUID, b.Invitation.CallUUID)
+}
+
+// The simulated core accepts only same-origin pages by default: a page
+// from another origin cannot drive it (CSRF from any site the user
+// visits); OriginPatterns allows others explicitly.
+func TestChatServerRefusesForeignOrigins(t *testing.T) {
+	_, _, url := simulated(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	dial := func(url, origin string) (*http.Response, error) {
+		ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+		if err == nil {
+			ws.CloseNow()
+		}
+		return resp, err
+	}
+	resp, err := dial(url, "https://evil.example")
+	require.Error(t, err)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	resp, err = dial(url, "null")
+	require.Error(t, err)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	_, err = dial(url, "http"+strings.TrimPrefix(url, "ws"))
+	require.NoError(t, err, "same origin")
+
+	_, _, allowed := simulated(t, &smp.ChatServerOptions{AcceptOptions: &websocket.AcceptOptions{OriginPatterns: []string{"app.example"}}})
+	_, err = dial(allowed, "https://app.example")
+	require.NoError(t, err)
+	resp, err = dial(allowed, "https://evil.example")
+	require.Error(t, err)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+}
