@@ -547,7 +547,6 @@ func TestChatClientCommandHonoursContextWhenTheCoreStopsReading(t *testing.T) {
 	}
 }
 
-
 // multiUser serves alice (user 1, active) and carol (user 2) on one
 // simulated core, as one simplex-chat with two profiles; bob is their
 // common contact on his own core. Contact ids are unique across the
