@@ -326,15 +326,21 @@ func (c *ChatClient) handshake(ctx context.Context, ws *websocket.Conn) (user sm
 	if want != 0 {
 		cmd = CmdUsers()
 	}
+	lost := func(err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("smp: %s: %w", cmd, ctx.Err())
+		}
+		return fmt.Errorf("smp: %s: %w: %v", cmd, ErrDisconnected, err)
+	}
 	req, _ := json.Marshal(Request{CorrID: id, Cmd: cmd})
 	if err := ws.Write(ctx, websocket.MessageText, req); err != nil {
-		return user, 0, nil, fmt.Errorf("smp: %s: %w: %v", cmd, ErrDisconnected, err)
+		return user, 0, nil, lost(err)
 	}
 	var pending []smpcall.Event
 	for {
 		data, size, err := c.readFrame(ctx, ws)
 		if err != nil {
-			return user, 0, nil, fmt.Errorf("smp: %s: %w: %v", cmd, ErrDisconnected, err)
+			return user, 0, nil, lost(err)
 		}
 		if size > 0 {
 			c.skipped.Add(1)
@@ -501,11 +507,10 @@ func uninteresting(data []byte) bool {
 	if m == nil {
 		return false
 	}
-	typ := string(m[1])
 	switch {
-	case callEvents[typ]:
+	case callEvents[string(m[1])]:
 		return false
-	case eventsWithItems[typ]:
+	case eventsWithItems[string(m[1])]:
 		for _, mk := range callItemMarkers {
 			if bytes.Contains(data, mk) {
 				return false

@@ -131,6 +131,9 @@ type ChatServerStats struct {
 	Connections int
 	// QueuedEvents is the number of events waiting for a client.
 	QueuedEvents int
+	// QueuedFrames is the number of frames waiting to be written, summed
+	// over the connections (each holds at most SendQueueSize).
+	QueuedFrames int
 	// Refused counts connections refused because MaxConnections were open.
 	Refused uint64
 	// SlowClients counts clients disconnected because a write to them took
@@ -224,9 +227,12 @@ func (s *ChatServer) ActiveUser() smpcall.User {
 // Stats returns the server's counters.
 func (s *ChatServer) Stats() ChatServerStats {
 	s.mu.Lock()
-	n := len(s.conns)
+	n, frames := len(s.conns), 0
+	for c := range s.conns {
+		frames += len(c.send)
+	}
 	s.mu.Unlock()
-	return ChatServerStats{Connections: n, QueuedEvents: len(s.out), Refused: s.refused.Load(), SlowClients: s.slow.Load()}
+	return ChatServerStats{Connections: n, QueuedEvents: len(s.out), QueuedFrames: frames, Refused: s.refused.Load(), SlowClients: s.slow.Load()}
 }
 
 func (s *ChatServer) userLocked(id int64) *Core {
