@@ -9,10 +9,10 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smpcall/smpcall"
-	"github.com/smpcall/smpcall/internal/eventq"
 )
 
 // Pipe carries whole chat messages (the JSON bytes of one message) to and
@@ -57,6 +57,10 @@ type CoreConfig struct {
 	// unreleased Call.hs, and with it off the core neither sends the
 	// version fields nor looks at them, exactly like the released apps.
 	CallVersion2 bool
+	// EventQueueSize bounds the events waiting to be read from Events. When
+	// it is full (nobody reads, and a peer keeps sending), further events
+	// are dropped and counted (DroppedEvents). Default 1024.
+	EventQueueSize int
 }
 
 // callVRange is the range of call versions the core supports.
@@ -88,8 +92,11 @@ type Core struct {
 	nextItem int64
 	closed   bool
 
-	events *eventq.Queue[smpcall.Event]
-	ctx    context.Context
+	events   chan smpcall.Event
+	evMu     sync.Mutex // serializes sends to events with its close
+	evClosed bool
+	dropped  atomic.Uint64
+	ctx      context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -154,9 +161,12 @@ func NewCore(user smpcall.User, cfg *CoreConfig) *Core {
 	if c.ChatVersion == "" {
 		c.ChatVersion = ChatVersion
 	}
+	if c.EventQueueSize <= 0 {
+		c.EventQueueSize = 1024
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Core{user: user, cfg: c, log: c.Logger, contacts: make(map[int64]*coreContact),
-		events: eventq.New[smpcall.Event](), ctx: ctx, cancel: cancel}
+		events: make(chan smpcall.Event, c.EventQueueSize), ctx: ctx, cancel: cancel}
 }
 
 // User returns the core's user.
@@ -246,7 +256,27 @@ func (c *Core) CurrentCall(contactID int64) (smpcall.CallStateTag, smpcall.CallI
 }
 
 // Events implements smpcall.Transport.
-func (c *Core) Events() <-chan smpcall.Event { return c.events.C() }
+func (c *Core) Events() <-chan smpcall.Event { return c.events }
+
+// DroppedEvents counts the events dropped because the event queue was full.
+func (c *Core) DroppedEvents() uint64 { return c.dropped.Load() }
+
+// emit queues an event without ever blocking (it may run with c.mu held):
+// when the queue is full the event is dropped and counted.
+func (c *Core) emit(ev smpcall.Event) {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	if c.evClosed {
+		return
+	}
+	select {
+	case c.events <- ev:
+	default:
+		if n := c.dropped.Add(1); n == 1 || n%1000 == 0 {
+			c.log.Warn("smp: core event queue full; dropping events", "dropped", n, "limit", c.cfg.EventQueueSize)
+		}
+	}
+}
 
 // Close stops reading the pipes, closes them and the events channel, and
 // waits. It does not end calls (a chat core that stops does not either).
@@ -268,7 +298,10 @@ func (c *Core) Close() error {
 		errs = append(errs, p.Close())
 	}
 	c.wg.Wait()
-	c.events.Close()
+	c.evMu.Lock()
+	c.evClosed = true
+	close(c.events)
+	c.evMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -510,7 +543,7 @@ func (c *Core) newItem(cc *coreContact, sent bool, now time.Time) *callItem {
 	c.nextItem++
 	it := &callItem{id: c.nextItem, sent: sent, status: smpcall.CIStatusPending, updatedAt: now}
 	cc.items = append(cc.items, it)
-	c.events.Push(&smpcall.CallItemEvent{User: c.user, Contact: cc.contact, New: true, Item: it.public()})
+	c.emit(&smpcall.CallItemEvent{User: c.user, Contact: cc.contact, New: true, Item: it.public()})
 	return it
 }
 
@@ -519,7 +552,7 @@ func (c *Core) setItem(cc *coreContact, it *callItem, status smpcall.CICallStatu
 		return
 	}
 	it.status, it.duration, it.updatedAt = status, duration, now
-	c.events.Push(&smpcall.CallItemEvent{User: c.user, Contact: cc.contact, Item: it.public()})
+	c.emit(&smpcall.CallItemEvent{User: c.user, Contact: cc.contact, Item: it.public()})
 }
 
 // reportStatus applies a WebRTC status (or an end, which counts as
@@ -631,7 +664,7 @@ func (c *Core) callsAllowed(contactID int64) bool {
 
 func (c *Core) messageError(cc *coreContact, text string) {
 	ct := cc.contact
-	c.events.Push(&smpcall.MessageErrorEvent{User: c.user, Contact: &ct, Severity: "error", ErrorMessage: text})
+	c.emit(&smpcall.MessageErrorEvent{User: c.user, Contact: &ct, Severity: "error", ErrorMessage: text})
 }
 
 func (c *Core) handle(cc *coreContact, m *Message) {
@@ -692,7 +725,7 @@ func (c *Core) handle(cc *coreContact, m *Message) {
 		call.peerSession = &s
 		call.state = smpcall.TagOfferReceived
 		ask := call.localType.Capabilities.Encryption && !o.CallType.Capabilities.Encryption
-		c.events.Push(&smpcall.CallOfferEvent{User: c.user, Contact: cc.contact, CallType: o.CallType,
+		c.emit(&smpcall.CallOfferEvent{User: c.user, Contact: cc.contact, CallType: o.CallType,
 			Offer: o.RTCSession, SharedKey: call.sharedKey, AskConfirmation: ask})
 		c.setItem(cc, call.item, smpcall.CIStatusAccepted, 0, now)
 	case EventAnswer:
@@ -703,16 +736,16 @@ func (c *Core) handle(cc *coreContact, m *Message) {
 		s := m.Answer.RTCSession
 		call.peerSession = &s
 		call.state = smpcall.TagNegotiated
-		c.events.Push(&smpcall.CallAnswerEvent{User: c.user, Contact: cc.contact, Answer: s})
+		c.emit(&smpcall.CallAnswerEvent{User: c.user, Contact: cc.contact, Answer: s})
 		c.setItem(cc, call.item, smpcall.CIStatusNegotiated, 0, now)
 	case EventExtra:
 		if call.state != smpcall.TagOfferReceived && call.state != smpcall.TagNegotiated {
 			wrongState()
 			return
 		}
-		c.events.Push(&smpcall.CallExtraInfoEvent{User: c.user, Contact: cc.contact, ExtraInfo: m.Extra.RTCExtraInfo})
+		c.emit(&smpcall.CallExtraInfoEvent{User: c.user, Contact: cc.contact, ExtraInfo: m.Extra.RTCExtraInfo})
 	case EventEnd:
-		c.events.Push(&smpcall.CallEndedEvent{User: c.user, Contact: cc.contact})
+		c.emit(&smpcall.CallEndedEvent{User: c.user, Contact: cc.contact})
 		c.reportStatus(cc, call.item, smpcall.StatusDisconnected, now)
 		cc.call = nil
 	}
@@ -758,7 +791,7 @@ func (c *Core) receiveInvitation(cc *coreContact, m *Message, now time.Time) {
 		call.keys = &keyPair{pub: kp.pub}
 	}
 	c.replaceCall(cc, call, now)
-	c.events.Push(&smpcall.CallInvitationEvent{Invitation: c.rcvInvitation(cc, call)})
+	c.emit(&smpcall.CallInvitationEvent{Invitation: c.rcvInvitation(cc, call)})
 	call.item = c.newItem(cc, false, now)
 }
 

@@ -420,3 +420,16 @@ func TestCoreClosed(t *testing.T) {
 	require.False(t, ok)
 	require.True(t, errors.Is(p.Close(), nil))
 }
+
+// A peer that keeps sending while nobody reads the core's events cannot
+// grow its memory: the queue stops at EventQueueSize, the rest is counted.
+func TestCoreBoundsItsEventQueue(t *testing.T) {
+	h := newHarness(t, &CoreConfig{EventQueueSize: 100})
+	const flood = 3000
+	for range flood {
+		h.pipe.toCore <- []byte(`{"event":"x.call.end","params":{"callId":"AAEC"}}`)
+	}
+	require.Eventually(t, func() bool { return h.core.DroppedEvents() == flood-100 }, waitTime, time.Millisecond)
+	require.Len(t, h.core.Events(), 100)
+	require.Equal(t, "x.call.end: no current call", messageError(t, h.core))
+}
