@@ -493,9 +493,14 @@ func TestChatClientReconnectsByItselfMidCall(t *testing.T) {
 	require.ErrorIs(t, lost.Err, smp.ErrDisconnected)
 	err = at.Extra(ctx, bobID, smpcall.WebRTCExtraInfo{RTCIceCandidates: "x"})
 	require.ErrorIs(t, err, smp.ErrDisconnected, "commands fail at once while disconnected")
+	// The core queues what happens meanwhile for the next client.
+	require.NoError(t, bt.Extra(ctx, aliceID, smpcall.WebRTCExtraInfo{RTCIceCandidates: "while away"}))
 	time.Sleep(time.Second)
 	proxy.setDown(false)
 	nextEvent[*smpcall.TransportRestoredEvent](t, at)
+	extra := nextEvent[*smpcall.CallExtraInfoEvent](t, at)
+	require.Equal(t, "while away", extra.ExtraInfo.RTCIceCandidates)
+	require.Equal(t, uint64(1), at.Stats().Reconnects)
 	require.NoError(t, at.End(ctx, bobID))
 	ended := nextEvent[*smpcall.CallEndedEvent](t, bt)
 	require.Equal(t, aliceID, ended.Contact.ContactID)
@@ -840,4 +845,71 @@ func TestChatServerRefusesForeignOrigins(t *testing.T) {
 	resp, err = dial(allowed, "https://evil.example")
 	require.Error(t, err)
 	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+}
+
+// MaxReconnectTime bounds the attempts: then the loss is permanent.
+func TestChatClientGivesUpAfterMaxReconnectTime(t *testing.T) {
+	_, _, url := simulated(t, nil)
+	proxy := newCutProxy(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	tr, err := smp.DialChatCore(ctx, proxy.url, &smp.ChatClientOptions{MaxReconnectTime: 300 * time.Millisecond})
+	require.NoError(t, err)
+	defer tr.Close()
+	proxy.setDown(true)
+	require.True(t, nextEvent[*smpcall.TransportErrorEvent](t, tr).Temporary)
+	final := nextEvent[*smpcall.TransportErrorEvent](t, tr)
+	require.False(t, final.Temporary)
+	require.ErrorIs(t, final.Err, smp.ErrDisconnected)
+	// Reconnect still works by hand once the network is back.
+	proxy.setDown(false)
+	require.NoError(t, tr.Reconnect(ctx))
+	nextEvent[*smpcall.TransportRestoredEvent](t, tr)
+	_, err = tr.Invitations(ctx)
+	require.NoError(t, err)
+}
+
+// A core that comes back without the transport's user (another database)
+// is a permanent loss: the client says so and stops.
+func TestChatClientStopsWhenItsUserIsGone(t *testing.T) {
+	var mu sync.Mutex
+	users := `[{"user":{"userId":1,"localDisplayName":"alice","activeUser":true},"unreadCount":0}]`
+	url := serveCore(t, func(ctx context.Context, ws *websocket.Conn) {
+		for {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				return
+			}
+			r, _ := smp.DecodeRequest(b)
+			resp := `{"type":"cmdOk"}`
+			switch r.Cmd {
+			case "/user":
+				resp = `{"type":"activeUser","user":{"userId":1,"localDisplayName":"alice"}}`
+			case "/users":
+				mu.Lock()
+				resp = `{"type":"usersList","users":` + users + `}`
+				mu.Unlock()
+			case "/_call end @1":
+				// The core goes away and comes back with another user only.
+				mu.Lock()
+				users = `[{"user":{"userId":5,"localDisplayName":"eve","activeUser":true},"unreadCount":0}]`
+				mu.Unlock()
+				return
+			}
+			if ws.Write(ctx, websocket.MessageText, []byte(`{"corrId":"`+r.CorrID+`","resp":`+resp+`}`)) != nil {
+				return
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	tr, err := smp.DialChatCore(ctx, url, nil)
+	require.NoError(t, err)
+	defer tr.Close()
+	require.ErrorIs(t, tr.End(ctx, 1), smp.ErrDisconnected)
+	require.True(t, nextEvent[*smpcall.TransportErrorEvent](t, tr).Temporary)
+	final := nextEvent[*smpcall.TransportErrorEvent](t, tr)
+	require.False(t, final.Temporary)
+	require.ErrorIs(t, final.Err, smp.ErrUserGone)
+	require.ErrorIs(t, tr.End(ctx, 1), smp.ErrDisconnected)
 }
