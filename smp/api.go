@@ -469,12 +469,12 @@ type Frame struct {
 // unwrapEither removes a {"Left":X} or {"Right":X} wrapper (exactly one key).
 //
 // Why: the current Server.hs encodes resp as toJSON of a Haskell Either
-// (CSRBody), which stock aeson writes as {"Left":…}/{"Right":…}; every other
-// source shows the bare tagged object on the wire (notes §7, caveat). A
-// tagged object always has "type", so a single-key Left/Right object cannot be
-// a real response, and unwrapping is safe. Left holds ObjChatCmdError /
-// ObjChatError, which encode as the same tagged chatCmdError / chatError
-// objects, so nothing else changes.
+// (CSRBody), which aeson writes as {"Left":…}/{"Right":…}; older servers
+// sent the bare tagged object (notes §7, §8). A tagged object always has
+// "type", so a single-key Left/Right object cannot be a real response, and
+// unwrapping is safe. Left holds ObjChatCmdError / ObjChatError, which
+// encode as the same tagged chatCmdError / chatError objects, so nothing
+// else changes.
 func unwrapEither(o jsonfield.Object) (key string, inner json.RawMessage) {
 	if len(o) != 1 {
 		return "", nil
