@@ -97,8 +97,8 @@ type Core struct {
 	evClosed bool
 	dropped  atomic.Uint64
 	ctx      context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 type coreContact struct {
