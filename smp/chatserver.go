@@ -86,8 +86,9 @@ type ChatServerOptions struct {
 //     that owns the contact, as in Commands.hs.
 //
 // Commands: the call commands /_call invite, offer, answer, extra, end,
-// reject, status, get and /call @name; /user (/u), /users, /_user <userId>,
-// /user <name> (without password) and /_contacts <userId>. Anything else
+// reject, status, get and /call @name; /user (/u), /users, /_user <userId>
+// (a password argument is accepted and ignored: the simulator has no hidden
+// users), /user <name> (without password) and /_contacts <userId>. Anything else
 // gets the core's chatCmdError commandError. The real core's contact ids
 // are unique across its users: give the Cores of one server distinct
 // contact ids (NetworkConfig.UniqueContactIDs); a command naming an id
