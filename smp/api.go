@@ -39,6 +39,9 @@ const (
 	CommandUsers    = "users"    // /users
 	CommandContacts = "contacts" // /_contacts <userId>
 	CommandCall     = "call"     // /call @<name> (default call type)
+	// CommandSetActiveUser: /_user <userId>[ <json viewPwd>] (APISetActiveUser)
+	// or /user <name> (SetActiveUser), answered with activeUser.
+	CommandSetActiveUser = "setActiveUser"
 )
 
 // CommandParseError is the message of the commandError that the real core
@@ -53,10 +56,14 @@ type Command struct {
 	Kind string
 	// ContactID is the "@<contactId>" of the /_call commands.
 	ContactID int64
-	// UserID is the argument of /_contacts.
+	// UserID is the argument of /_contacts and /_user.
 	UserID int64
-	// Name is the contact name of "/call @<name>".
+	// Name is the contact name of "/call @<name>", or the user name of
+	// "/user <name>".
 	Name string
+	// ViewPwd is the optional JSON string after "/_user <userId>" (the
+	// password of a hidden user); empty when absent.
+	ViewPwd string
 	// CallType is the argument of invite; for "/call @name" it is
 	// smpcall.DefaultCallType (Call.hs defaultCallType, protocol §2.2).
 	CallType smpcall.CallType
@@ -142,18 +149,78 @@ func CmdUsers() string { return "/users" }
 // (notes §5); see CmdEnd on negative ids.
 func CmdContacts(userID int64) string { return "/_contacts " + strconv.FormatInt(userID, 10) }
 
+// CmdSetActiveUser returns "/_user <userId>" (APISetActiveUser), which
+// makes the user the core's active user and is answered with activeUser
+// (Commands.hs chatCommandP). The apps send it when the person switches
+// profiles; "/_call invite" works only for the active user.
+func CmdSetActiveUser(userID int64) string { return "/_user " + strconv.FormatInt(userID, 10) }
+
 // CmdCall returns "/call @<name>" (protocol §8.2): an invitation with the
-// default call type to the contact with that local display name. Names with
-// spaces are quoted with ' as the core's display-name parser expects; names
-// containing ' or line breaks cannot be written and are errors.
+// default call type to the active user's contact with that local display
+// name. The name is written the way the core's displayNameP reads it
+// (QuoteName); a name it cannot read is an error.
 func CmdCall(name string) (string, error) {
-	if name == "" || strings.ContainsAny(name, "'\r\n") {
-		return "", fmt.Errorf("smp: /call: cannot write name %s", jsonfield.Quote(name))
+	q, err := QuoteName(name)
+	if err != nil {
+		return "", fmt.Errorf("smp: /call: %w", err)
 	}
-	if strings.ContainsFunc(name, unicode.IsSpace) {
-		name = "'" + name + "'"
+	return "/call @" + q, nil
+}
+
+// nameStop reports the bytes at which the core's unquoted display-name
+// parser stops: displayNameP_ takes bytes until isSpace or ','
+// (Commands.hs). The parser is attoparsec's Char8, so each byte is seen as
+// the Latin-1 character of its value and Data.Char.isSpace applies to it:
+// besides ASCII white space that includes 0xA0, which occurs inside UTF-8
+// sequences (e.g. "à" is C3 A0).
+func nameStop(b byte) bool {
+	return b == ' ' || (b >= '\t' && b <= '\r') || b == 0xA0 || b == ','
+}
+
+// nameFirstOK is the core's refChar for a name's first byte, quoted or not:
+// above the space and not '#', '@' or a single quote.
+func nameFirstOK(b byte) bool { return b > ' ' && b != '#' && b != '@' && b != '\'' }
+
+// QuoteName writes a display name for a command argument the way the
+// core's displayNameP_ (Commands.hs) reads it: as it is when it has no
+// space (ASCII white space or the byte 0xA0) and no comma, else between
+// single quotes. Either way the first byte must be above the space and
+// not '#', '@' or a single quote, and a quoted name cannot contain a
+// single quote; such names cannot be written and are errors. A trailing space would also be lost (the core
+// trims the command), so it is quoted.
+func QuoteName(name string) (string, error) {
+	if name == "" || !nameFirstOK(name[0]) {
+		return "", fmt.Errorf("cannot write name %s: the core's name parser refuses its first character", jsonfield.Quote(name))
 	}
-	return "/call @" + name, nil
+	for i := 0; i < len(name); i++ {
+		if nameStop(name[i]) {
+			if strings.Contains(name, "'") {
+				return "", fmt.Errorf("cannot write name %s: it needs quotes and contains a quote", jsonfield.Quote(name))
+			}
+			return "'" + name + "'", nil
+		}
+	}
+	return name, nil
+}
+
+// parseName reads a display name at the start of s as displayNameP_ does
+// and returns it and the rest of s.
+func parseName(s string) (name, rest string, ok bool) {
+	if s != "" && s[0] == '\'' {
+		end := strings.IndexByte(s[1:], '\'')
+		if end <= 0 || !nameFirstOK(s[1]) {
+			return "", "", false
+		}
+		return s[1 : 1+end], s[2+end:], true
+	}
+	if s == "" || !nameFirstOK(s[0]) {
+		return "", "", false
+	}
+	i := 0
+	for i < len(s) && !nameStop(s[i]) {
+		i++
+	}
+	return s[:i], s[i:], true
 }
 
 // Text returns the command text of c, built with the Cmd* function of its
@@ -186,6 +253,29 @@ func (c Command) Text() (string, error) {
 		return CmdContacts(c.UserID), nil
 	case CommandCall:
 		return CmdCall(c.Name)
+	case CommandSetActiveUser:
+		if c.Name != "" {
+			if c.UserID != 0 || c.ViewPwd != "" {
+				return "", errors.New("smp: /user <name> takes neither a user id nor a password here")
+			}
+			q, err := QuoteName(c.Name)
+			if err != nil {
+				return "", fmt.Errorf("smp: /user: %w", err)
+			}
+			return "/user " + q, nil
+		}
+		if c.UserID < 0 {
+			return "", fmt.Errorf("smp: /_user: negative user id %d", c.UserID)
+		}
+		s := CmdSetActiveUser(c.UserID)
+		if c.ViewPwd != "" {
+			b, err := jsonfield.Marshal(c.ViewPwd)
+			if err != nil {
+				return "", err
+			}
+			s += " " + string(b)
+		}
+		return s, nil
 	}
 	return "", fmt.Errorf("smp: unknown command kind %s", jsonfield.Quote(c.Kind))
 }
@@ -241,6 +331,18 @@ func ParseCommand(text string) (Command, error) {
 	if rest, ok := strings.CutPrefix(s, "/call "); ok {
 		return parseCall(rest)
 	}
+	if rest, ok := strings.CutPrefix(s, "/_user "); ok {
+		return parseSetUser(rest)
+	}
+	for _, p := range [...]string{"/user ", "/u "} {
+		if rest, ok := strings.CutPrefix(s, p); ok {
+			name, tail, ok := parseName(rest)
+			if !ok || strings.TrimLeft(tail, " ") != "" {
+				return Command{}, parseFailure("/user: bad name")
+			}
+			return Command{Kind: CommandSetActiveUser, Name: name}, nil
+		}
+	}
 	rest, ok := strings.CutPrefix(s, "/_call ")
 	if !ok {
 		return Command{}, parseFailure("unknown command")
@@ -290,24 +392,37 @@ func ParseCommand(text string) (Command, error) {
 	return c, nil
 }
 
-// parseCall parses the rest of "/call @<name>". The '@' is optional and a
-// name with spaces is quoted with ' (the core's displayNameP) [assumption:
-// the exact parser line was not read; protocol §8.2 gives "/call @<name>"].
+// parseCall parses the rest of "/call @<name>": Commands.hs
+// `"/call " *> char_ '@' *> (SendCallInvitation <$> displayNameP <*> pure
+// defaultCallType)`, then only spaces may follow (the choice wrapper).
 func parseCall(rest string) (Command, error) {
 	rest = strings.TrimPrefix(rest, "@")
-	name := rest
-	if len(rest) >= 2 && rest[0] == '\'' {
-		if rest[len(rest)-1] != '\'' || strings.Contains(rest[1:len(rest)-1], "'") {
-			return Command{}, parseFailure("/call: bad quoted name")
-		}
-		name = rest[1 : len(rest)-1]
-	} else if strings.ContainsFunc(rest, unicode.IsSpace) || strings.Contains(rest, "'") {
-		return Command{}, parseFailure("/call: bad name")
-	}
-	if name == "" || strings.ContainsAny(name, "\r\n") {
+	name, tail, ok := parseName(rest)
+	if !ok || strings.TrimLeft(tail, " ") != "" {
 		return Command{}, parseFailure("/call: bad name")
 	}
 	return Command{Kind: CommandCall, Name: name, CallType: smpcall.DefaultCallType}, nil
+}
+
+// parseSetUser parses the rest of "/_user <userId>[ <json viewPwd>]"
+// (Commands.hs APISetActiveUser: A.decimal, then optionally a space and a
+// JSON UserPwd, which is a string).
+func parseSetUser(rest string) (Command, error) {
+	idText, arg, hasArg := strings.Cut(rest, " ")
+	id, ok := parseDecimal(idText)
+	if !ok {
+		return Command{}, parseFailure("/_user: bad user id")
+	}
+	c := Command{Kind: CommandSetActiveUser, UserID: id}
+	if hasArg {
+		if !strings.HasPrefix(arg, `"`) {
+			return Command{}, parseFailure("/_user: the password must be a JSON string")
+		}
+		if err := json.Unmarshal([]byte(arg), &c.ViewPwd); err != nil {
+			return Command{}, parseFailure("/_user: bad password: %v", jsonfield.Wrap("", err))
+		}
+	}
+	return c, nil
 }
 
 // --- framing (protocol §8.1, notes §7) ----------------------------------------
@@ -354,12 +469,12 @@ type Frame struct {
 // unwrapEither removes a {"Left":X} or {"Right":X} wrapper (exactly one key).
 //
 // Why: the current Server.hs encodes resp as toJSON of a Haskell Either
-// (CSRBody), which stock aeson writes as {"Left":…}/{"Right":…}; every other
-// source shows the bare tagged object on the wire (notes §7, caveat). A
-// tagged object always has "type", so a single-key Left/Right object cannot be
-// a real response, and unwrapping is safe. Left holds ObjChatCmdError /
-// ObjChatError, which encode as the same tagged chatCmdError / chatError
-// objects, so nothing else changes.
+// (CSRBody), which aeson writes as {"Left":…}/{"Right":…}; older servers
+// sent the bare tagged object (notes §7, §8). A tagged object always has
+// "type", so a single-key Left/Right object cannot be a real response, and
+// unwrapping is safe. Left holds ObjChatCmdError / ObjChatError, which
+// encode as the same tagged chatCmdError / chatError objects, so nothing
+// else changes.
 func unwrapEither(o jsonfield.Object) (key string, inner json.RawMessage) {
 	if len(o) != 1 {
 		return "", nil
@@ -408,6 +523,22 @@ func DecodeFrame(data []byte) (Frame, error) {
 	}
 	f.Resp = append(json.RawMessage(nil), resp...)
 	return f, nil
+}
+
+// WrapEither wraps a resp object the way the current Server.hs sends it:
+// there resp is a CSRBody, a Haskell Either ChatError r, which aeson
+// encodes as {"Left":…} for an error (the chatCmdError or chatError object)
+// and {"Right":…} for a response or event. Older servers sent the object
+// bare; DecodeFrame accepts both.
+func WrapEither(resp json.RawMessage, left bool) json.RawMessage {
+	key := `{"Right":`
+	if left {
+		key = `{"Left":`
+	}
+	out := make(json.RawMessage, 0, len(key)+len(resp)+1)
+	out = append(out, key...)
+	out = append(out, resp...)
+	return append(out, '}')
 }
 
 // EncodeFrame encodes a server frame, keys in the order corrId, resp

@@ -25,6 +25,10 @@ func FuzzDecodeAPI(f *testing.F) {
 	f.Add([]byte(`/_call invite @2 {"media":"video","capabilities":{"encryption":true}}`))
 	f.Add([]byte(`/_call status @2 connected`))
 	f.Add([]byte(`/call @'bob smith'`))
+	f.Add([]byte(`/_user 2 "pwd"`))
+	f.Add([]byte(`/user 'bob, jr'`))
+	f.Add([]byte(`{"resp":{"Right":{"type":"newChatItems","user":{"userId":1},"chatItems":[]}}}`))
+	f.Add([]byte(`{"corrId":"12","resp":{"Left":{"type":"chatCmdError","chatError":{"type":"error","errorType":{"type":"noActiveUser"}}}}}`))
 	at := time.Date(2025, 1, 31, 12, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkResponse := func(resp json.RawMessage) {
@@ -51,6 +55,12 @@ func FuzzDecodeAPI(f *testing.F) {
 				require.NotNil(t, ev)
 				b, err := EncodeEvent(ev, at)
 				require.NoError(t, err)
+				// The client's cheap pre-filter never skips a real call event.
+				for _, wrapped := range []json.RawMessage{b, WrapEither(b, false), WrapEither(b, true)} {
+					fr, err := EncodeFrame(nil, wrapped)
+					require.NoError(t, err)
+					require.False(t, uninteresting(fr), "%s", fr)
+				}
 				evs2, err := DecodeEvent(b)
 				require.NoError(t, err, "%s", b)
 				require.Len(t, evs2, 1)
@@ -75,6 +85,10 @@ func FuzzDecodeAPI(f *testing.F) {
 		}
 		checkResponse(data)
 		checkEvent(data)
+		_ = uninteresting(data)
+		if id := frameCorrID(data); id != "" {
+			require.Contains(t, string(data), id)
+		}
 		_, _ = DecodeRequest(data)
 		if c, err := ParseCommand(string(data)); err == nil {
 			text, err := c.Text()

@@ -112,6 +112,42 @@ func TestCommandBuildersExactText(t *testing.T) {
 	s, err = CmdCall("bob smith")
 	require.NoError(t, err)
 	require.Equal(t, "/call @'bob smith'", s)
+	require.Equal(t, "/_user 2", CmdSetActiveUser(2))
+}
+
+// Names are written the way the core's displayNameP_ reads them
+// (Commands.hs): bare unless they contain white space (per Data.Char.isSpace
+// on each byte, which includes 0xA0) or a comma, else quoted with '.
+func TestQuoteNameLikeTheCoreParses(t *testing.T) {
+	for name, want := range map[string]string{
+		"bob":       "bob",
+		"bob smith": "'bob smith'",
+		"bob,jr":    "'bob,jr'",
+		"o'brien":   "o'brien",
+		"à":         "'à'", // C3 A0: the core's Char8 parser sees 0xA0 as a space
+		"é":         "é",
+		"tab\there": "'tab\there'",
+		"trailing ": "'trailing '",
+		"a#b":       "a#b",
+		"日本":        "日本",
+		"a\rb":      "'a\rb'",
+	} {
+		got, err := QuoteName(name)
+		require.NoError(t, err, name)
+		require.Equal(t, want, got, name)
+		c, err := ParseCommand("/call @" + got)
+		require.NoError(t, err, name)
+		require.Equal(t, name, c.Name)
+		c, err = ParseCommand("/user " + got)
+		require.NoError(t, err, name)
+		require.Equal(t, Command{Kind: CommandSetActiveUser, Name: name}, c)
+	}
+	for _, name := range []string{"", "#team", "@bob", "'bob", " bob", "o'brien smith", "\tx"} {
+		_, err := QuoteName(name)
+		require.Error(t, err, "%q", name)
+		_, err = CmdCall(name)
+		require.Error(t, err, "%q", name)
+	}
 }
 
 func TestCommandBuildersRefuseInvalidValues(t *testing.T) {
@@ -127,7 +163,7 @@ func TestCommandBuildersRefuseInvalidValues(t *testing.T) {
 	require.ErrorContains(t, err, "negative contact id")
 	_, err = CmdCall("")
 	require.Error(t, err)
-	_, err = CmdCall("o'brien")
+	_, err = CmdCall("o'brien smith")
 	require.Error(t, err)
 	_, err = Command{Kind: CommandEnd, ContactID: -3}.Text()
 	require.Error(t, err)
@@ -158,6 +194,10 @@ func TestParseCommandRoundTripsEveryBuilder(t *testing.T) {
 		{Kind: CommandContacts, UserID: 12},
 		{Kind: CommandCall, Name: "bob", CallType: smpcall.DefaultCallType},
 		{Kind: CommandCall, Name: "bob smith", CallType: smpcall.DefaultCallType},
+		{Kind: CommandCall, Name: "o'brien", CallType: smpcall.DefaultCallType},
+		{Kind: CommandSetActiveUser, UserID: 2},
+		{Kind: CommandSetActiveUser, UserID: 3, ViewPwd: "secret pass"},
+		{Kind: CommandSetActiveUser, Name: "bob, jr"},
 	}
 	for _, c := range cmds {
 		text, err := c.Text()
@@ -194,6 +234,9 @@ func TestParseCommandAccepts(t *testing.T) {
 		// unknown keys are ignored, as by aeson
 		`/_call extra @9 {"rtcIceCandidates":"c","other":1}`: {Kind: CommandExtra, ContactID: 9, Extra: smpcall.WebRTCExtraInfo{RTCIceCandidates: "c"}},
 		"/_call end @007": {Kind: CommandEnd, ContactID: 7},
+		"/call @'a\rb'":   {Kind: CommandCall, Name: "a\rb", CallType: smpcall.DefaultCallType},
+		"/u bob":          {Kind: CommandSetActiveUser, Name: "bob"},
+		`/_user 4 "pw"`:   {Kind: CommandSetActiveUser, UserID: 4, ViewPwd: "pw"},
 	} {
 		got, err := ParseCommand(text)
 		require.NoError(t, err, text)
@@ -203,7 +246,7 @@ func TestParseCommandAccepts(t *testing.T) {
 
 func TestParseCommandRejectsLikeTheCore(t *testing.T) {
 	for _, text := range []string{
-		"", " ", "hello", "/user x", "/users2", "/_call", "/_call get x", "/_call dance @2",
+		"", " ", "hello", "/user 'x", "/user x y", "/users2", "/_user", "/_user x", "/_user 1 pw", "/_user 1 null", "/_user -1", "/_call", "/_call get x", "/_call dance @2",
 		"/_call end", "/_call end @", "/_call end @x", "/_call end @-1", "/_call end @+1", "/_call end @2 now",
 		"/_call end  @2", " /_call end @2", "/_call end @99999999999999999999",
 		"/_call reject @2 {}",
@@ -218,7 +261,7 @@ func TestParseCommandRejectsLikeTheCore(t *testing.T) {
 		`/_call answer @2 {"rtcSession":"a"}`, `/_call answer @2 {"rtcSession":1,"rtcIceCandidates":"b"}`,
 		`/_call extra @2 {}`,
 		"/_contacts", "/_contacts ", "/_contacts x", "/_contacts -1",
-		"/call", "/call ", "/call @", "/call @'\n'", "/call @'a\rb'", "/call @bob smith", "/call @'bob", "/call @''", "/call @'a'b'",
+		"/call", "/call ", "/call @", "/call @'\n'", "/call @bob smith", "/call @bob,jr", "/call @#team", "/call @'#team'", "/call @'bob", "/call @''", "/call @'a'b'",
 	} {
 		c, err := ParseCommand(text)
 		require.Error(t, err, "%q", text)

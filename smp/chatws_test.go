@@ -144,14 +144,15 @@ func TestChatClientErrors(t *testing.T) {
 	require.ErrorIs(t, at.End(ctx, 1), smpcall.ErrClosed)
 }
 
-// A socket that drops mid-call fails pending commands clearly, ends the
-// call with a reason, and the client can reconnect.
-func TestChatClientSocketDropsMidCall(t *testing.T) {
+// With automatic reconnection off, a socket that drops mid-call is a
+// permanent loss: pending commands fail clearly, the Client ends the call
+// with a reason, and Reconnect dials again.
+func TestChatClientSocketDropsMidCallWithoutReconnect(t *testing.T) {
 	urls := testnet.SimCore(t, "alice", "bob")
 	ctx := context.Background()
 	// Alice goes through a proxy we can cut.
 	proxy := testnet.NewCutProxy(t, urls["alice"])
-	at, err := smp.DialChatCore(ctx, proxy.URL, nil)
+	at, err := smp.DialChatCore(ctx, proxy.URL, &smp.ChatClientOptions{NoReconnect: true})
 	require.NoError(t, err)
 	bt, err := smp.DialChatCore(ctx, urls["bob"], nil)
 	require.NoError(t, err)

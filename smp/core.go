@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smpcall/smpcall"
-	"github.com/smpcall/smpcall/internal/eventq"
 )
 
 // Pipe carries whole chat messages (the JSON bytes of one message) to and
@@ -43,6 +44,31 @@ type CoreConfig struct {
 	// CallsAllowed decides whether calls with a contact are allowed (the
 	// calls preference, protocol §10). Default: all contacts allowed.
 	CallsAllowed func(smpcall.Contact) bool
+	// CallVersion2 turns on call version 2 (protocol §5.4): invitations
+	// carry callVRange "1-2", an invitation's callVRange is answered with
+	// the agreed callVersion in the offer, and a call that agrees on
+	// version 2 derives its media key with HKDF-SHA512 from the X25519
+	// output (Call.hs callMediaKey). A peer without versions (every
+	// released SimpleX app seen so far) gets version 1, the raw X25519
+	// output, either way.
+	//
+	// Default false, and keep it so until a released SimpleX client is
+	// seen to send callVRange: the version-2 code was found in a single
+	// unreleased Call.hs, and with it off the core neither sends the
+	// version fields nor looks at them, exactly like the released apps.
+	CallVersion2 bool
+	// EventQueueSize bounds the events waiting to be read from Events. When
+	// it is full (nobody reads, and a peer keeps sending), further events
+	// are dropped and counted (DroppedEvents). Default 1024.
+	EventQueueSize int
+}
+
+// callVRange is the range of call versions the core supports.
+func (c *Core) callVRange() CallVersionRange {
+	if c.cfg.CallVersion2 {
+		return CallVersionRange{CallVersion1, CallVersion2}
+	}
+	return CallVersionRange{CallVersion1, CallVersion1}
 }
 
 // Core does for one chat user what the SimpleX chat core does for calls
@@ -66,10 +92,13 @@ type Core struct {
 	nextItem int64
 	closed   bool
 
-	events *eventq.Queue[smpcall.Event]
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	events   chan smpcall.Event
+	evMu     sync.Mutex // serializes sends to events with its close
+	evClosed bool
+	dropped  atomic.Uint64
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 type coreContact struct {
@@ -92,8 +121,13 @@ type coreCall struct {
 	localType, peerType *smpcall.CallType
 	keys                *keyPair // caller, until the offer arrives; callee: its public key is sent with the offer
 	sharedKey           *smpcall.SharedKey
-	localSession        *smpcall.WebRTCSession
-	peerSession         *smpcall.WebRTCSession
+	// offered is the caller's call version range as sent in the invitation.
+	offered CallVersionRange
+	// version is the callee's agreed call version, sent in the offer; nil
+	// when the invitation had no callVRange or versions are off.
+	version      *uint16
+	localSession *smpcall.WebRTCSession
+	peerSession  *smpcall.WebRTCSession
 }
 
 type callItem struct {
@@ -127,9 +161,12 @@ func NewCore(user smpcall.User, cfg *CoreConfig) *Core {
 	if c.ChatVersion == "" {
 		c.ChatVersion = ChatVersion
 	}
+	if c.EventQueueSize <= 0 {
+		c.EventQueueSize = 1024
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Core{user: user, cfg: c, log: c.Logger, contacts: make(map[int64]*coreContact),
-		events: eventq.New[smpcall.Event](), ctx: ctx, cancel: cancel}
+		events: make(chan smpcall.Event, c.EventQueueSize), ctx: ctx, cancel: cancel}
 }
 
 // User returns the core's user.
@@ -156,7 +193,7 @@ func (c *Core) AddContact(contact smpcall.Contact, pipe Pipe) error {
 	return nil
 }
 
-// Contacts returns the core's contacts.
+// Contacts returns the core's contacts, by contact id.
 func (c *Core) Contacts() []smpcall.Contact {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -164,7 +201,32 @@ func (c *Core) Contacts() []smpcall.Contact {
 	for _, cc := range c.contacts {
 		out = append(out, cc.contact)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ContactID < out[j].ContactID })
 	return out
+}
+
+// contact returns the contact with this id.
+func (c *Core) contact(id int64) (smpcall.Contact, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cc := c.contacts[id]
+	if cc == nil {
+		return smpcall.Contact{}, false
+	}
+	return cc.contact, true
+}
+
+// contactByName returns the contact with this local display name
+// (Store getContactIdByName).
+func (c *Core) contactByName(name string) (smpcall.Contact, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cc := range c.contacts {
+		if cc.contact.LocalDisplayName == name {
+			return cc.contact, true
+		}
+	}
+	return smpcall.Contact{}, false
 }
 
 // CallItems returns the call chat items with the contact, oldest first.
@@ -194,7 +256,27 @@ func (c *Core) CurrentCall(contactID int64) (smpcall.CallStateTag, smpcall.CallI
 }
 
 // Events implements smpcall.Transport.
-func (c *Core) Events() <-chan smpcall.Event { return c.events.C() }
+func (c *Core) Events() <-chan smpcall.Event { return c.events }
+
+// DroppedEvents counts the events dropped because the event queue was full.
+func (c *Core) DroppedEvents() uint64 { return c.dropped.Load() }
+
+// emit queues an event without ever blocking (it may run with c.mu held):
+// when the queue is full the event is dropped and counted.
+func (c *Core) emit(ev smpcall.Event) {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	if c.evClosed {
+		return
+	}
+	select {
+	case c.events <- ev:
+	default:
+		if n := c.dropped.Add(1); n == 1 || n%1000 == 0 {
+			c.log.Warn("smp: core event queue full; dropping events", "dropped", n, "limit", c.cfg.EventQueueSize)
+		}
+	}
+}
 
 // Close stops reading the pipes, closes them and the events channel, and
 // waits. It does not end calls (a chat core that stops does not either).
@@ -216,7 +298,10 @@ func (c *Core) Close() error {
 		errs = append(errs, p.Close())
 	}
 	c.wg.Wait()
-	c.events.Close()
+	c.evMu.Lock()
+	c.evClosed = true
+	close(c.events)
+	c.evMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -247,6 +332,11 @@ func (c *Core) Invite(ctx context.Context, contactID int64, callType smpcall.Cal
 		lt := callType
 		call.localType = &lt
 		inv := &CallInvitation{CallType: callType}
+		call.offered = c.callVRange()
+		if c.cfg.CallVersion2 {
+			r := call.offered
+			inv.CallVRange = &r
+		}
 		if callType.Capabilities.Encryption {
 			kp, err := newKeyPair(c.cfg.Rand)
 			if err != nil {
@@ -287,7 +377,7 @@ func (c *Core) Offer(ctx context.Context, contactID int64, offer smpcall.WebRTCC
 		if err != nil {
 			return nil, err
 		}
-		co := &CallOffer{CallType: offer.CallType, RTCSession: offer.RTCSession}
+		co := &CallOffer{CallType: offer.CallType, RTCSession: offer.RTCSession, CallVersion: call.version}
 		if offer.CallType.Capabilities.Encryption && call.keys != nil {
 			co.CallDHPubKey = &call.keys.pub
 		}
@@ -453,7 +543,7 @@ func (c *Core) newItem(cc *coreContact, sent bool, now time.Time) *callItem {
 	c.nextItem++
 	it := &callItem{id: c.nextItem, sent: sent, status: smpcall.CIStatusPending, updatedAt: now}
 	cc.items = append(cc.items, it)
-	c.events.Push(&smpcall.CallItemEvent{User: c.user, Contact: cc.contact, New: true, Item: it.public()})
+	c.emit(&smpcall.CallItemEvent{User: c.user, Contact: cc.contact, New: true, Item: it.public()})
 	return it
 }
 
@@ -462,7 +552,7 @@ func (c *Core) setItem(cc *coreContact, it *callItem, status smpcall.CICallStatu
 		return
 	}
 	it.status, it.duration, it.updatedAt = status, duration, now
-	c.events.Push(&smpcall.CallItemEvent{User: c.user, Contact: cc.contact, Item: it.public()})
+	c.emit(&smpcall.CallItemEvent{User: c.user, Contact: cc.contact, Item: it.public()})
 }
 
 // reportStatus applies a WebRTC status (or an end, which counts as
@@ -574,7 +664,7 @@ func (c *Core) callsAllowed(contactID int64) bool {
 
 func (c *Core) messageError(cc *coreContact, text string) {
 	ct := cc.contact
-	c.events.Push(&smpcall.MessageErrorEvent{User: c.user, Contact: &ct, Severity: "error", ErrorMessage: text})
+	c.emit(&smpcall.MessageErrorEvent{User: c.user, Contact: &ct, Severity: "error", ErrorMessage: text})
 }
 
 func (c *Core) handle(cc *coreContact, m *Message) {
@@ -606,8 +696,22 @@ func (c *Core) handle(cc *coreContact, m *Message) {
 			return
 		}
 		o := m.Offer
+		version := CallVersion1
+		if o.CallVersion != nil {
+			offered := call.offered
+			if offered.Max == 0 {
+				offered = CallVersionRange{CallVersion1, CallVersion1}
+			}
+			if *o.CallVersion < offered.Min || *o.CallVersion > offered.Max {
+				// The key would differ from the peer's: refuse rather than
+				// run a call whose frames cannot decrypt.
+				c.messageError(cc, fmt.Sprintf("%s: call version %d is not in the offered range %s", m.Event, *o.CallVersion, offered))
+				return
+			}
+			version = *o.CallVersion
+		}
 		if o.CallDHPubKey != nil && call.keys != nil {
-			k, err := call.keys.sharedKey(*o.CallDHPubKey)
+			k, err := call.keys.sharedKey(version, call.id, *o.CallDHPubKey)
 			if err != nil {
 				c.messageError(cc, m.Event+": "+err.Error())
 				return
@@ -621,7 +725,7 @@ func (c *Core) handle(cc *coreContact, m *Message) {
 		call.peerSession = &s
 		call.state = smpcall.TagOfferReceived
 		ask := call.localType.Capabilities.Encryption && !o.CallType.Capabilities.Encryption
-		c.events.Push(&smpcall.CallOfferEvent{User: c.user, Contact: cc.contact, CallType: o.CallType,
+		c.emit(&smpcall.CallOfferEvent{User: c.user, Contact: cc.contact, CallType: o.CallType,
 			Offer: o.RTCSession, SharedKey: call.sharedKey, AskConfirmation: ask})
 		c.setItem(cc, call.item, smpcall.CIStatusAccepted, 0, now)
 	case EventAnswer:
@@ -632,16 +736,16 @@ func (c *Core) handle(cc *coreContact, m *Message) {
 		s := m.Answer.RTCSession
 		call.peerSession = &s
 		call.state = smpcall.TagNegotiated
-		c.events.Push(&smpcall.CallAnswerEvent{User: c.user, Contact: cc.contact, Answer: s})
+		c.emit(&smpcall.CallAnswerEvent{User: c.user, Contact: cc.contact, Answer: s})
 		c.setItem(cc, call.item, smpcall.CIStatusNegotiated, 0, now)
 	case EventExtra:
 		if call.state != smpcall.TagOfferReceived && call.state != smpcall.TagNegotiated {
 			wrongState()
 			return
 		}
-		c.events.Push(&smpcall.CallExtraInfoEvent{User: c.user, Contact: cc.contact, ExtraInfo: m.Extra.RTCExtraInfo})
+		c.emit(&smpcall.CallExtraInfoEvent{User: c.user, Contact: cc.contact, ExtraInfo: m.Extra.RTCExtraInfo})
 	case EventEnd:
-		c.events.Push(&smpcall.CallEndedEvent{User: c.user, Contact: cc.contact})
+		c.emit(&smpcall.CallEndedEvent{User: c.user, Contact: cc.contact})
 		c.reportStatus(cc, call.item, smpcall.StatusDisconnected, now)
 		cc.call = nil
 	}
@@ -655,6 +759,19 @@ func (c *Core) receiveInvitation(cc *coreContact, m *Message, now time.Time) {
 	if uuid, err := newUUID(c.cfg.Rand); err == nil {
 		call.uuid = uuid
 	}
+	// Call versions (protocol §5.4): with versions on, an invitation with a
+	// range is answered with the agreed version (in the offer) and keyed
+	// with it; without a range, or with versions off, it is version 1.
+	version := CallVersion1
+	if c.cfg.CallVersion2 && inv.CallVRange != nil {
+		v, ok := c.callVRange().Compatible(*inv.CallVRange)
+		if !ok {
+			c.messageError(cc, fmt.Sprintf("%s: no call version in common (peer %s, ours %s)", m.Event, inv.CallVRange, c.callVRange()))
+			return
+		}
+		version = v
+		call.version = &v
+	}
 	if inv.CallType.Capabilities.Encryption {
 		kp, err := newKeyPair(c.cfg.Rand)
 		if err != nil {
@@ -662,7 +779,7 @@ func (c *Core) receiveInvitation(cc *coreContact, m *Message, now time.Time) {
 			return
 		}
 		if inv.CallDHPubKey != nil {
-			k, err := kp.sharedKey(*inv.CallDHPubKey)
+			k, err := kp.sharedKey(version, m.CallID, *inv.CallDHPubKey)
 			if err != nil {
 				c.messageError(cc, m.Event+": "+err.Error())
 				return
@@ -674,7 +791,7 @@ func (c *Core) receiveInvitation(cc *coreContact, m *Message, now time.Time) {
 		call.keys = &keyPair{pub: kp.pub}
 	}
 	c.replaceCall(cc, call, now)
-	c.events.Push(&smpcall.CallInvitationEvent{Invitation: c.rcvInvitation(cc, call)})
+	c.emit(&smpcall.CallInvitationEvent{Invitation: c.rcvInvitation(cc, call)})
 	call.item = c.newItem(cc, false, now)
 }
 

@@ -209,7 +209,7 @@ func TestCoreCallerFlowWithManualPeer(t *testing.T) {
 	require.Equal(t, session, offer.Offer)
 	require.False(t, offer.AskConfirmation)
 	require.NotNil(t, offer.SharedKey)
-	want, err := callee.sharedKey(*inv.Invitation.CallDHPubKey)
+	want, err := callee.sharedKey(CallVersion1, inv.CallID, *inv.Invitation.CallDHPubKey)
 	require.NoError(t, err)
 	require.Equal(t, want, *offer.SharedKey)
 	mustState(t, h.core, 7, smpcall.TagOfferReceived)
@@ -301,7 +301,7 @@ func TestCoreCalleeFlowWithManualPeer(t *testing.T) {
 	require.NoError(t, h.core.Offer(ctx, 7, smpcall.WebRTCCallOffer{CallType: smpcall.DefaultCallType, RTCSession: smpcall.WebRTCSession{RTCSession: "o", RTCIceCandidates: "c"}}))
 	offer := h.pipe.sent(t)
 	require.NotNil(t, offer.Offer.CallDHPubKey)
-	k, err := caller.sharedKey(*offer.Offer.CallDHPubKey)
+	k, err := caller.sharedKey(CallVersion1, offer.CallID, *offer.Offer.CallDHPubKey)
 	require.NoError(t, err)
 	require.Equal(t, *ev.Invitation.SharedKey, k, "both sides agree on the key")
 	invs, err = h.core.Invitations(ctx)
@@ -327,8 +327,9 @@ func TestCoreOfferWithoutEncryptionSendsNoKey(t *testing.T) {
 	require.Nil(t, h.pipe.sent(t).Offer.CallDHPubKey)
 }
 
-// The unconfirmed call-version-2 fields are ignored: the key stays the raw DH output.
-func TestCoreIgnoresUnconfirmedCallVersion(t *testing.T) {
+// By default (CallVersion2 off) the call-version fields are ignored: the
+// key stays the raw DH output, as in the released apps.
+func TestCoreIgnoresCallVersionByDefault(t *testing.T) {
 	tc := dhCases(t)[0]
 	// The callee's core draws a UUID (16 bytes) then its private key (32 bytes).
 	rnd := bytes.NewReader(append(make([]byte, 16), unhex(t, tc.Callee.PrivateKeyRawHex)...))
@@ -418,4 +419,17 @@ func TestCoreClosed(t *testing.T) {
 	_, ok := <-core.Events()
 	require.False(t, ok)
 	require.True(t, errors.Is(p.Close(), nil))
+}
+
+// A peer that keeps sending while nobody reads the core's events cannot
+// grow its memory: the queue stops at EventQueueSize, the rest is counted.
+func TestCoreBoundsItsEventQueue(t *testing.T) {
+	h := newHarness(t, &CoreConfig{EventQueueSize: 100})
+	const flood = 3000
+	for range flood {
+		h.pipe.toCore <- []byte(`{"event":"x.call.end","params":{"callId":"AAEC"}}`)
+	}
+	require.Eventually(t, func() bool { return h.core.DroppedEvents() == flood-100 }, waitTime, time.Millisecond)
+	require.Len(t, h.core.Events(), 100)
+	require.Equal(t, "x.call.end: no current call", messageError(t, h.core))
 }

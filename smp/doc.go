@@ -12,9 +12,18 @@
 //     with seeded faults per direction (drop, duplicate, delay, reorder, an
 //     offline peer), for tests and examples.
 //   - ChatClient implements smpcall.Transport over a running chat core's
-//     WebSocket API (`simplex-chat -p 5225`, protocol §8); ChatServer serves
-//     that API for a Core, so the loopback can stand in for a real core; the
-//     codec between them (commands, frames, responses, events) is in api.go.
+//     WebSocket API (`simplex-chat -p 5225`, protocol §8): one user's calls,
+//     filtered from the core's events of all users, reconnecting by itself.
+//     ChatServer serves that API for one or more Cores as the users of one
+//     simulated core, as strictly as the real one (Either-wrapped replies,
+//     each event to one client, events queued while none is connected,
+//     invitations for the active user only), so the loopback can stand in
+//     for a real core; the codec between them (commands, frames, responses,
+//     events) is in api.go, the notes behind it in docs/chat-core-json.md.
+//
+// Call versions (protocol §5.4: version 2 derives the media key with HKDF)
+// are implemented in Core behind CoreConfig.CallVersion2, off by default
+// until released SimpleX apps use them.
 //
 // smp imports the root package for its types; the root never imports smp.
 package smp

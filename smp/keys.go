@@ -3,6 +3,8 @@ package smp
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/sha512"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -86,21 +88,52 @@ func keyPairFromPrivate(raw []byte) (*keyPair, error) {
 	return kp, nil
 }
 
-// sharedKey computes the media key: the raw X25519 output, no KDF (call
-// version 1, protocol §5.2). crypto/ecdh refuses a peer key of low order
-// (all-zero output); the Haskell core would accept it, but such a key can
-// only come from a broken or hostile peer, and a known media key would
-// defeat the frame encryption, so the message is rejected instead.
-func (kp *keyPair) sharedKey(peer DHPublicKey) (smpcall.SharedKey, error) {
-	var k smpcall.SharedKey
+// dh computes the raw X25519 output with the peer's key (protocol §5.2).
+// crypto/ecdh refuses a peer key of low order (all-zero output); the
+// Haskell core would accept it, but such a key can only come from a broken
+// or hostile peer, and a known media key would defeat the frame
+// encryption, so the message is rejected instead.
+func (kp *keyPair) dh(peer DHPublicKey) ([]byte, error) {
 	pub, err := ecdh.X25519().NewPublicKey(peer[:])
 	if err != nil {
-		return k, err
+		return nil, err
 	}
 	secret, err := kp.priv.ECDH(pub)
 	if err != nil {
-		return k, fmt.Errorf("callDhPubKey: %w", err)
+		return nil, fmt.Errorf("callDhPubKey: %w", err)
 	}
-	copy(k[:], secret)
+	return secret, nil
+}
+
+// sharedKey computes the media key of a call of this version with the
+// peer's key (mediaKey).
+func (kp *keyPair) sharedKey(version uint16, callID smpcall.CallID, peer DHPublicKey) (smpcall.SharedKey, error) {
+	secret, err := kp.dh(peer)
+	if err != nil {
+		return smpcall.SharedKey{}, err
+	}
+	return mediaKey(version, callID, secret)
+}
+
+// mediaKeyInfo is the HKDF info of the version-2 media key (Call.hs callMediaKey).
+const mediaKeyInfo = "SimpleXCallMediaKey"
+
+// mediaKey derives the media key from the X25519 output as Call.hs
+// callMediaKey does: from call version 2 on, HKDF-SHA512 (RFC 5869,
+// extract then expand, as simplexmq Crypto.hs hkdf) with the call id's
+// bytes as salt, the DH output as input key material and
+// "SimpleXCallMediaKey" as info, 32 bytes; for version 1 (and a call
+// without versions) the raw DH output (protocol §5.2, §5.4).
+func mediaKey(version uint16, callID smpcall.CallID, secret []byte) (smpcall.SharedKey, error) {
+	var k smpcall.SharedKey
+	if version < CallVersion2 {
+		copy(k[:], secret)
+		return k, nil
+	}
+	out, err := hkdf.Key(sha512.New, secret, []byte(callID), mediaKeyInfo, smpcall.KeySize)
+	if err != nil {
+		return k, fmt.Errorf("media key: %w", err)
+	}
+	copy(k[:], out)
 	return k, nil
 }

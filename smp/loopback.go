@@ -69,6 +69,12 @@ type NetworkConfig struct {
 	Core *CoreConfig
 	// Logger receives the network's logs. Default silent.
 	Logger *slog.Logger
+	// UniqueContactIDs numbers contacts across the whole network (1, 2, …
+	// in order of connection) instead of per user. A real chat core's
+	// contact ids are unique across all its users (one database), so
+	// serve several users on one ChatServer only with this set. Default:
+	// each user numbers its own contacts 1, 2, ….
+	UniqueContactIDs bool
 }
 
 // Network is an in-memory SMP network: users, each with a Core, connected
@@ -86,6 +92,7 @@ type Network struct {
 	users   map[string]*netUser
 	order   []string
 	links   map[[2]string]*link
+	nextID  int64 // UniqueContactIDs: the next contact id
 	closed  bool
 	linksWG sync.WaitGroup
 }
@@ -156,7 +163,8 @@ func (n *Network) Users() []string {
 
 // Connect makes a and b contacts of each other over a new loopback
 // connection. Each side numbers its contacts 1, 2, … in order of
-// connection. It returns the contact ids: b's id at a, and a's id at b.
+// connection (with UniqueContactIDs, the network numbers them all). It
+// returns the contact ids: b's id at a, and a's id at b.
 func (n *Network) Connect(a, b string) (idAtA, idAtB int64, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -174,9 +182,14 @@ func (n *Network) Connect(a, b string) (idAtA, idAtB int64, err error) {
 	ab := n.newLink(ua, ub, pa, pb)
 	ba := n.newLink(ub, ua, pb, pa)
 	pa.out, pb.out = ab, ba
-	idAtA, idAtB = ua.nextID, ub.nextID
-	ua.nextID++
-	ub.nextID++
+	if n.cfg.UniqueContactIDs {
+		idAtA, idAtB = n.nextID+1, n.nextID+2
+		n.nextID += 2
+	} else {
+		idAtA, idAtB = ua.nextID, ub.nextID
+		ua.nextID++
+		ub.nextID++
+	}
 	ua.contactOf[b], ub.contactOf[a] = idAtA, idAtB
 	if err := ua.core.AddContact(netContact(idAtA, b), pa); err != nil {
 		return 0, 0, err

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/smpcall/smpcall"
 	"github.com/smpcall/smpcall/internal/jsonfield"
@@ -30,6 +32,9 @@ type CallInvitation struct {
 	CallType smpcall.CallType `json:"callType"`
 	// CallDHPubKey is the caller's X25519 key, present iff it asked for encryption.
 	CallDHPubKey *DHPublicKey `json:"callDhPubKey,omitempty"`
+	// CallVRange is the caller's call version range (protocol §2.4, §5.4);
+	// absent means version 1 only.
+	CallVRange *CallVersionRange `json:"callVRange,omitempty"`
 }
 
 // CallOffer is the offer inside x.call.offer: the callee's own call type,
@@ -38,6 +43,93 @@ type CallOffer struct {
 	CallType     smpcall.CallType      `json:"callType"`
 	RTCSession   smpcall.WebRTCSession `json:"rtcSession"`
 	CallDHPubKey *DHPublicKey          `json:"callDhPubKey,omitempty"`
+	// CallVersion is the call version the callee chose from the
+	// invitation's range (protocol §5.4); absent means version 1.
+	CallVersion *uint16 `json:"callVersion,omitempty"`
+}
+
+// Call versions (Call.hs: "1 - DH secret is used as media key (also
+// assumed when call messages have no version)", "2 - media key is derived
+// from DH secret with HKDF (2026-10-01)"; protocol §5.4).
+const (
+	CallVersion1 uint16 = 1
+	CallVersion2 uint16 = 2
+)
+
+// CallVersionRange is a range of call versions, in its wire form "1-2", or
+// "2" for 2-2 (simplexmq Version.hs StrEncoding of VersionRange: decimal
+// versions, the second omitted when equal; Min ≤ Max required).
+type CallVersionRange struct {
+	Min, Max uint16
+}
+
+// String returns the wire form.
+func (r CallVersionRange) String() string {
+	if r.Min == r.Max {
+		return strconv.FormatUint(uint64(r.Min), 10)
+	}
+	return strconv.FormatUint(uint64(r.Min), 10) + "-" + strconv.FormatUint(uint64(r.Max), 10)
+}
+
+// MarshalText returns the wire form; a range with Min > Max is an error.
+func (r CallVersionRange) MarshalText() ([]byte, error) {
+	if r.Min > r.Max {
+		return nil, fmt.Errorf("invalid call version range %d-%d", r.Min, r.Max)
+	}
+	return []byte(r.String()), nil
+}
+
+// UnmarshalText parses the wire form (ParseCallVersionRange).
+func (r *CallVersionRange) UnmarshalText(b []byte) error {
+	v, err := ParseCallVersionRange(string(b))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+// ParseCallVersionRange parses "V" or "V1-V2": decimal digits (attoparsec's
+// decimal: no sign, leading zeros allowed), each at most 65535 (a Word16;
+// the Haskell parser would wrap larger numbers around, which only a broken
+// or hostile peer sends), and V1 ≤ V2; nothing else around them.
+func ParseCallVersionRange(s string) (CallVersionRange, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	if !isRange {
+		hi = lo
+	}
+	a, err1 := parseWord16(lo)
+	b, err2 := parseWord16(hi)
+	if err1 != nil || err2 != nil {
+		return CallVersionRange{}, fmt.Errorf("not a call version range: %s", jsonfield.Quote(s))
+	}
+	if a > b {
+		return CallVersionRange{}, fmt.Errorf("invalid call version range: %s", jsonfield.Quote(s))
+	}
+	return CallVersionRange{a, b}, nil
+}
+
+func parseWord16(s string) (uint16, error) {
+	if s == "" || len(s) > 16 {
+		return 0, errors.New("bad version")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, errors.New("bad version")
+		}
+	}
+	v, err := strconv.ParseUint(s, 10, 16)
+	return uint16(v), err
+}
+
+// Compatible returns the version two ranges agree on: the highest version
+// in both (simplexmq compatibleVersion: min of the maxima, if the ranges
+// overlap).
+func (r CallVersionRange) Compatible(peer CallVersionRange) (uint16, bool) {
+	if r.Min > peer.Max || peer.Min > r.Max {
+		return 0, false
+	}
+	return min(r.Max, peer.Max), true
 }
 
 // CallAnswer is the answer inside x.call.answer.
@@ -53,9 +145,9 @@ type CallExtraInfo struct {
 // Message is one x.call.* chat message (protocol §3.1). Exactly one of the
 // payload pointers is set, matching Event (none for x.call.end).
 //
-// Fields of the unconfirmed call-version extension (callVRange in the
-// invitation, callVersion in the offer, protocol §2.4/§5.4) are ignored on
-// receipt and never sent.
+// The call-version fields (callVRange in the invitation, callVersion in the
+// offer, protocol §2.4/§5.4) are decoded and encoded; Core sends them only
+// when CoreConfig.CallVersion2 is set.
 type Message struct {
 	// Version is the sender's chat version range ("v"); empty means absent.
 	Version string
@@ -176,7 +268,16 @@ func DecodeMessage(data []byte) (*Message, error) {
 			if err := o.Required("callType", &m.Invitation.CallType); err != nil {
 				return err
 			}
-			return optionalKey(o, &m.Invitation.CallDHPubKey)
+			if err := optionalKey(o, &m.Invitation.CallDHPubKey); err != nil {
+				return err
+			}
+			var r CallVersionRange
+			if ok, err := o.Optional("callVRange", &r); err != nil {
+				return err
+			} else if ok {
+				m.Invitation.CallVRange = &r
+			}
+			return nil
 		})
 	case EventOffer:
 		m.Offer = new(CallOffer)
@@ -187,7 +288,16 @@ func DecodeMessage(data []byte) (*Message, error) {
 			if err := o.Required("rtcSession", &m.Offer.RTCSession); err != nil {
 				return err
 			}
-			return optionalKey(o, &m.Offer.CallDHPubKey)
+			if err := optionalKey(o, &m.Offer.CallDHPubKey); err != nil {
+				return err
+			}
+			var v uint16
+			if ok, err := o.Optional("callVersion", &v); err != nil {
+				return err
+			} else if ok {
+				m.Offer.CallVersion = &v
+			}
+			return nil
 		})
 	case EventAnswer:
 		m.Answer = new(CallAnswer)

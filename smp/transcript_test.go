@@ -27,8 +27,10 @@ type transcriptLine struct {
 
 // replayCore plays a transcript of a chat-core WebSocket session: it checks
 // each frame the client sends against the transcript and sends the core's
-// frames as recorded, bad ones included.
-func replayCore(t *testing.T, path string) (url string, done <-chan error) {
+// frames as recorded, bad ones included. With wrap, the core's well-formed
+// frames are sent as the current Server.hs sends them: resp inside
+// {"Right":…}, or {"Left":…} for chatCmdError and chatError.
+func replayCore(t *testing.T, path string, wrap bool) (url string, done <-chan error) {
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
@@ -67,6 +69,9 @@ func replayCore(t *testing.T, path string) (url string, done <-chan error) {
 				msg := []byte(l.Raw)
 				if l.Raw == "" {
 					msg = l.Frame
+					if wrap {
+						msg = wrapFrame(t, l.Frame)
+					}
 				}
 				if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
 					result <- err
@@ -80,6 +85,23 @@ func replayCore(t *testing.T, path string) (url string, done <-chan error) {
 	}))
 	t.Cleanup(hs.Close)
 	return "ws" + strings.TrimPrefix(hs.URL, "http"), result
+}
+
+// wrapFrame wraps a frame's resp as a CSRBody (an Either) is encoded.
+func wrapFrame(t *testing.T, frame json.RawMessage) []byte {
+	var f struct {
+		CorrID *string         `json:"corrId"`
+		Resp   json.RawMessage `json:"resp"`
+	}
+	require.NoError(t, json.Unmarshal(frame, &f))
+	var typed struct {
+		Type string `json:"type"`
+	}
+	require.NoError(t, json.Unmarshal(f.Resp, &typed))
+	left := typed.Type == smp.RespChatCmdError || typed.Type == smp.RespChatError
+	out, err := smp.EncodeFrame(f.CorrID, smp.WrapEither(f.Resp, left))
+	require.NoError(t, err)
+	return out
 }
 
 type mismatch struct {
@@ -105,8 +127,21 @@ func jsonString(v any) string { b, _ := json.Marshal(v); return string(b) }
 // Client: an incoming call answered at the signaling level, with an
 // unknown event, a response for an unknown corrId, a frame that is not
 // JSON and a refused command along the way.
+//
+// Both framings: the bare resp of older cores and the Either-wrapped resp
+// of the current Server.hs.
 func TestTranscriptIncomingCall(t *testing.T) {
-	url, done := replayCore(t, filepath.Join("testdata", "api", "transcript-incoming-call.jsonl"))
+	for _, wrap := range []bool{false, true} {
+		name := "bare"
+		if wrap {
+			name = "wrapped"
+		}
+		t.Run(name, func(t *testing.T) { transcriptIncomingCall(t, wrap) })
+	}
+}
+
+func transcriptIncomingCall(t *testing.T, wrap bool) {
+	url, done := replayCore(t, filepath.Join("testdata", "api", "transcript-incoming-call.jsonl"), wrap)
 	ctx := context.Background()
 	tr, err := smp.DialChatCore(ctx, url, nil)
 	require.NoError(t, err)

@@ -37,16 +37,23 @@ type dhCase struct {
 		SharedKey    string `json:"sharedKey"`
 	} `json:"callVersion1"`
 	V2 struct {
-		CallID    string `json:"callId"`
-		SharedKey string `json:"sharedKey"`
+		CallIDHex    string `json:"callIdHex"`
+		CallID       string `json:"callId"`
+		SharedKeyHex string `json:"sharedKeyHex"`
+		SharedKey    string `json:"sharedKey"`
 	} `json:"callVersion2Unconfirmed"`
 }
 
+// dhCases reads smp/testdata/dh-vectors.json, a copy of the repository's
+// testdata/dh-vectors.json (vectors from the protocol research: Node's
+// x25519 and hkdfSync).
 func dhCases(t testing.TB) []dhCase {
 	var f struct {
 		Cases []dhCase `json:"cases"`
 	}
-	readJSON(t, "dh-vectors.json", &f)
+	data, err := os.ReadFile(filepath.Join("testdata", "dh-vectors.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &f))
 	require.NotEmpty(t, f.Cases)
 	return f.Cases
 }
@@ -84,16 +91,34 @@ func TestDHVectors(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.Caller.SpkiHex, hex.EncodeToString(append(append([]byte{}, spkiPrefix...), spki[:]...)))
 
-			// Both sides compute the same sharedKey: the raw DH output (call version 1).
-			k1, err := caller.sharedKey(callee.pub)
+			// Both sides compute the same sharedKey: the raw DH output (call
+			// version 1), whatever the call id.
+			k1, err := caller.sharedKey(CallVersion1, smpcall.CallID("any call id"), callee.pub)
 			require.NoError(t, err)
-			k2, err := callee.sharedKey(caller.pub)
+			k2, err := callee.sharedKey(CallVersion1, "", caller.pub)
 			require.NoError(t, err)
 			require.Equal(t, k1, k2)
 			require.Equal(t, tc.DHHex, hex.EncodeToString(k1[:]))
 			require.Equal(t, tc.V1.SharedKeyHex, hex.EncodeToString(k1[:]))
 			require.Equal(t, tc.V1.SharedKey, k1.Encode())
-			require.NotEqual(t, tc.V2.SharedKey, k1.Encode(), "the unconfirmed HKDF key must not be used")
+
+			// Version 2: HKDF-SHA512 over the DH output, salt = the call
+			// id's bytes, info "SimpleXCallMediaKey" (protocol §5.4).
+			var callID smpcall.CallID
+			require.NoError(t, callID.UnmarshalText([]byte(tc.V2.CallID)))
+			require.Equal(t, tc.V2.CallIDHex, hex.EncodeToString([]byte(callID)))
+			for _, kp := range [][2]*keyPair{{caller, callee}, {callee, caller}} {
+				k, err := kp[0].sharedKey(CallVersion2, callID, kp[1].pub)
+				require.NoError(t, err)
+				require.Equal(t, tc.V2.SharedKeyHex, hex.EncodeToString(k[:]))
+				require.Equal(t, tc.V2.SharedKey, k.Encode())
+			}
+			k3, err := mediaKey(3, callID, unhex(t, tc.DHHex))
+			require.NoError(t, err)
+			require.Equal(t, tc.V2.SharedKey, k3.Encode(), "later versions keep the HKDF key (Call.hs: v >= 2)")
+			k0, err := mediaKey(0, callID, unhex(t, tc.DHHex))
+			require.NoError(t, err)
+			require.Equal(t, tc.V1.SharedKey, k0.Encode())
 		})
 	}
 }
@@ -183,23 +208,66 @@ func TestCallMessageVectorContents(t *testing.T) {
 	require.Equal(t, EventEnd, m.Event)
 }
 
-// The unconfirmed call-version-2 fields (protocol §2.4, §5.4) are tolerated
-// on receipt and never sent.
-func TestUnconfirmedCallVersionTolerated(t *testing.T) {
+// The call-version fields (protocol §2.4, §5.4) decode and re-encode byte
+// for byte, in the Haskell field order (callVRange after callDhPubKey in
+// the invitation, callVersion last in the offer).
+func TestCallVersionFieldsRoundTrip(t *testing.T) {
 	inv := `{"v":"1-16","msgId":"EBESExQVFhcYGRob","event":"x.call.inv","params":{"callId":"AAECAwQFBgcICQoLDA0ODw==","invitation":{"callType":{"media":"video","capabilities":{"encryption":true}},"callDhPubKey":"MCowBQYDK2VuAyEAhSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo=","callVRange":"1-2"}}}`
 	m, err := DecodeMessage([]byte(inv))
 	require.NoError(t, err)
+	require.Equal(t, &CallVersionRange{1, 2}, m.Invitation.CallVRange)
 	out, err := m.Encode()
 	require.NoError(t, err)
-	require.NotContains(t, string(out), "callVRange")
-	require.Equal(t, callMessages(t)["x.call.inv"], string(out))
-
-	offer := strings.Replace(callMessages(t)["x.call.offer"], `"callDhPubKey"`, `"callVersion":2,"callDhPubKey"`, 1)
-	m, err = DecodeMessage([]byte(offer))
-	require.NoError(t, err)
+	require.Equal(t, inv, string(out))
+	m.Invitation.CallVRange = nil
 	out, err = m.Encode()
 	require.NoError(t, err)
-	require.NotContains(t, string(out), "callVersion")
+	require.Equal(t, callMessages(t)["x.call.inv"], string(out), "without a range: the released form")
+
+	plain := callMessages(t)["x.call.offer"]
+	i := strings.Index(plain, `"callDhPubKey":"`)
+	require.Positive(t, i)
+	j := i + len(`"callDhPubKey":"`) + 60 + 1 // the key is 60 characters
+	offer := plain[:j] + `,"callVersion":2` + plain[j:]
+	m, err = DecodeMessage([]byte(offer))
+	require.NoError(t, err)
+	require.Equal(t, uint16(2), *m.Offer.CallVersion)
+	out, err = m.Encode()
+	require.NoError(t, err)
+	require.Equal(t, offer, string(out))
+
+	for _, bad := range []string{`"callVRange":"2-1"`, `"callVRange":"x"`, `"callVRange":2`, `"callVRange":"1-70000"`, `"callVRange":""`, `"callVRange":"1-2-3"`, `"callVRange":" 1"`} {
+		_, err := DecodeMessage([]byte(strings.Replace(inv, `"callVRange":"1-2"`, bad, 1)))
+		require.ErrorContains(t, err, "callVRange", bad)
+	}
+	for _, bad := range []string{`"callVersion":-1`, `"callVersion":1.5`, `"callVersion":"2"`, `"callVersion":65536`} {
+		_, err := DecodeMessage([]byte(strings.Replace(offer, `"callVersion":2`, bad, 1)))
+		require.ErrorContains(t, err, "callVersion", bad)
+	}
+}
+
+func TestParseCallVersionRange(t *testing.T) {
+	for s, want := range map[string]CallVersionRange{"1": {1, 1}, "1-2": {1, 2}, "02-3": {2, 3}, "0-65535": {0, 65535}} {
+		got, err := ParseCallVersionRange(s)
+		require.NoError(t, err, s)
+		require.Equal(t, want, got, s)
+	}
+	require.Equal(t, "2", CallVersionRange{2, 2}.String())
+	require.Equal(t, "1-2", CallVersionRange{1, 2}.String())
+	_, err := CallVersionRange{3, 2}.MarshalText()
+	require.Error(t, err)
+	for _, s := range []string{"", "-", "1-", "-2", "2-1", "a", "1 - 2", "+1", "65536", "1-2-3", "1.0"} {
+		_, err := ParseCallVersionRange(s)
+		require.Error(t, err, "%q", s)
+	}
+	v, ok := CallVersionRange{1, 2}.Compatible(CallVersionRange{1, 1})
+	require.True(t, ok)
+	require.Equal(t, uint16(1), v)
+	v, ok = CallVersionRange{1, 2}.Compatible(CallVersionRange{1, 5})
+	require.True(t, ok)
+	require.Equal(t, uint16(2), v)
+	_, ok = CallVersionRange{1, 2}.Compatible(CallVersionRange{3, 4})
+	require.False(t, ok)
 }
 
 func TestDecodeMessageTolerates(t *testing.T) {

@@ -3,7 +3,10 @@
 // for several users on the in-memory SMP loopback network, so that an app,
 // a browser page, a bot or this SDK's own ChatClient can place and answer
 // calls without a real core or network. Every user has every other as a
-// contact; each user gets its own WebSocket URL.
+// contact. By default each user gets its own core and URL (one
+// `simplex-chat -p` per user); with -shared all users are profiles of one
+// core behind one URL, the first one active, as one simplex-chat with
+// several profiles.
 //
 //	go run ./examples/simcore -users alice,bob -listen 127.0.0.1:5225
 //
@@ -11,7 +14,15 @@
 // one per contact, `contact <user> <peer> <contactId>`; then it logs every
 // x.call.* message as it crosses the simulated network. Port 0 picks free
 // ports; a fixed port gives the users consecutive ports from it. The
-// commands it implements are listed in package smp's ChatServer doc.
+// commands it implements are listed in package smp's ChatServer doc; it is
+// as strict as the real core (see smp.ChatServerOptions).
+//
+// It listens on 127.0.0.1 unless -listen says otherwise, and accepts
+// WebSocket connections from programs (no Origin header) and from pages of
+// its own origin only; -origin allows pages from other hosts (coder/websocket
+// origin patterns, e.g. "localhost:*"), and -any-origin allows every page,
+// including pages opened from files (Origin "null"). Any page allowed can
+// place calls as the simulated users.
 package main
 
 import (
@@ -49,9 +60,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	users := fs.String("users", "alice,bob", "comma-separated user names")
 	listen := fs.String("listen", "127.0.0.1:5225", "address of the first user's WebSocket server (port 0: free ports)")
+	origins := fs.String("origin", "", "comma-separated host patterns of other origins whose pages may connect (default: same origin only)")
+	anyOrigin := fs.Bool("any-origin", false, "accept pages from every origin, including files (Origin \"null\")")
+	shared := fs.Bool("shared", false, "serve all users as profiles of one core on one URL (the first user active)")
+	bare := fs.Bool("bare", false, "send resp objects bare, as cores before the Either-wrapped framing did")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	accept := &websocket.AcceptOptions{InsecureSkipVerify: *anyOrigin}
+	if *origins != "" {
+		accept.OriginPatterns = strings.Split(*origins, ",")
+	}
+	srvOpts := &smp.ChatServerOptions{AcceptOptions: accept, BareResponses: *bare}
 	names := strings.Split(*users, ",")
 	seen := map[string]bool{}
 	for _, n := range names {
@@ -68,6 +88,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bad port in %q", *listen)
 	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		fmt.Fprintf(stderr, "simcore: warning: listening on %s, not a loopback address: whoever reaches it can place calls as the simulated users\n", host)
+	}
 
 	var mu sync.Mutex
 	say := func(format string, a ...any) {
@@ -75,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer mu.Unlock()
 		fmt.Fprintf(stdout, format+"\n", a...)
 	}
-	network := smp.NewNetwork(&smp.NetworkConfig{Trace: func(t smp.Trace) {
+	network := smp.NewNetwork(&smp.NetworkConfig{UniqueContactIDs: *shared, Trace: func(t smp.Trace) {
 		m, err := smp.DecodeMessage(t.Data)
 		event := "unparseable message"
 		if err == nil {
@@ -86,28 +109,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer network.Close()
 
 	type served struct {
-		name string
-		srv  *smp.ChatServer
-		http *http.Server
-		ln   net.Listener
+		name  string
+		srv   *smp.ChatServer
+		http  *http.Server
+		ln    net.Listener
+		alias bool // -shared: another profile of an earlier user's core
 	}
 	var all []*served
 	serveErrs := make(chan error, len(names)) // one per server when it stops
 	defer func() {
+		n := 0
 		for _, s := range all {
+			if s.alias {
+				continue
+			}
+			n++
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = s.http.Shutdown(sctx)
 			cancel()
 			s.srv.Close()
 		}
-		for range all {
+		for range n {
 			<-serveErrs
 		}
 	}()
+	var first *served
 	for i, name := range names {
 		core, err := network.AddUser(name, nil)
 		if err != nil {
 			return err
+		}
+		if *shared && first != nil {
+			if err := first.srv.AddUser(core); err != nil {
+				return err
+			}
+			all = append(all, &served{name: name, srv: first.srv, ln: first.ln, http: first.http, alias: true})
+			continue
 		}
 		p := 0
 		if port != 0 {
@@ -117,14 +154,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		// Any origin may connect (a SimpleX-style page opened from a file has
-		// Origin "null"): the simulator only listens where -listen says,
-		// 127.0.0.1 by default, and carries no real messages.
-		srv := smp.NewChatServer(core, &smp.ChatServerOptions{AcceptOptions: &websocket.AcceptOptions{InsecureSkipVerify: true}})
-		s := &served{name: name, srv: srv, ln: ln}
+		s := &served{name: name, srv: smp.NewChatServer(core, srvOpts), ln: ln}
 		s.http = &http.Server{Handler: s.srv, ReadHeaderTimeout: 10 * time.Second}
 		go func() { serveErrs <- s.http.Serve(ln) }()
 		all = append(all, s)
+		first = s
 	}
 	for i := range names {
 		for j := i + 1; j < len(names); j++ {

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -17,14 +19,21 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// The simulator prints its users and contacts first, then serves the
-// chat-core API on each user's URL and logs the x.call.* messages.
-func TestSimcore(t *testing.T) {
+type simcore struct {
+	urls     map[string]string
+	contacts map[string]string
+	next     func() string
+	stop     func()
+}
+
+// startSimcore runs the simulator with args and reads what it prints
+// before "ready".
+func startSimcore(t *testing.T, users int, args ...string) *simcore {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-users", "alice,bob,carol", "-listen", "127.0.0.1:0"}, pw, io.Discard)
+		done <- run(ctx, args, pw, io.Discard)
 		pw.Close()
 	}()
 	lines := make(chan string, 100)
@@ -35,7 +44,8 @@ func TestSimcore(t *testing.T) {
 		}
 		close(lines)
 	}()
-	next := func() string {
+	s := &simcore{urls: map[string]string{}, contacts: map[string]string{}}
+	s.next = func() string {
 		select {
 		case l := <-lines:
 			return l
@@ -44,28 +54,45 @@ func TestSimcore(t *testing.T) {
 			return ""
 		}
 	}
-	urls := map[string]string{}
-	for range 3 {
-		f := strings.Fields(next())
+	stopped := false
+	s.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		require.NoError(t, <-done)
+		for range lines {
+		}
+	}
+	t.Cleanup(s.stop)
+	for range users {
+		f := strings.Fields(s.next())
 		require.Len(t, f, 3)
 		require.Equal(t, "user", f[0])
 		require.True(t, strings.HasPrefix(f[2], "ws://127.0.0.1:"))
-		urls[f[1]] = f[2]
+		s.urls[f[1]] = f[2]
 	}
-	require.Len(t, urls, 3)
-	contacts := map[string]string{}
-	for range 6 {
-		f := strings.Fields(next())
+	require.Len(t, s.urls, users)
+	for range users * (users - 1) {
+		f := strings.Fields(s.next())
 		require.Equal(t, "contact", f[0])
-		contacts[f[1]+">"+f[2]] = f[3]
+		s.contacts[f[1]+">"+f[2]] = f[3]
 	}
-	require.Equal(t, "1", contacts["alice>bob"])
-	require.Equal(t, "2", contacts["alice>carol"])
-	require.Equal(t, "ready", next())
+	require.Equal(t, "ready", s.next())
+	return s
+}
 
-	at, err := smp.DialChatCore(ctx, urls["alice"], nil)
+// The simulator prints its users and contacts first, then serves the
+// chat-core API on each user's URL and logs the x.call.* messages.
+func TestSimcore(t *testing.T) {
+	s := startSimcore(t, 3, "-users", "alice,bob,carol", "-listen", "127.0.0.1:0")
+	require.Equal(t, "1", s.contacts["alice>bob"])
+	require.Equal(t, "2", s.contacts["alice>carol"])
+	ctx := context.Background()
+	at, err := smp.DialChatCore(ctx, s.urls["alice"], nil)
 	require.NoError(t, err)
-	bt, err := smp.DialChatCore(ctx, urls["bob"], nil)
+	bt, err := smp.DialChatCore(ctx, s.urls["bob"], nil)
 	require.NoError(t, err)
 	require.NoError(t, at.Invite(ctx, 1, smpcall.DefaultCallType))
 	select {
@@ -76,15 +103,71 @@ func TestSimcore(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no invitation")
 	}
-	require.Contains(t, next(), "alice → bob  x.call.inv")
+	require.Contains(t, s.next(), "alice → bob  x.call.inv")
 	_, err = at.Command(ctx, "/nonsense")
 	require.ErrorIs(t, err, smpcall.ErrCommand)
 	require.NoError(t, at.Close())
 	require.NoError(t, bt.Close())
-	cancel()
-	require.NoError(t, <-done)
-	for range lines {
+	s.stop()
+}
+
+// Pages from other origins are refused unless allowed by -origin (or
+// -any-origin); programs send no Origin and are always accepted.
+func TestSimcoreOrigins(t *testing.T) {
+	dial := func(url, origin string) (int, error) {
+		ws, resp, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+		if err != nil {
+			return resp.StatusCode, err
+		}
+		ws.CloseNow()
+		return http.StatusSwitchingProtocols, nil
 	}
+	s := startSimcore(t, 2, "-listen", "127.0.0.1:0")
+	code, err := dial(s.urls["alice"], "https://evil.example")
+	require.Error(t, err)
+	require.Equal(t, http.StatusForbidden, code)
+	_, err = dial(s.urls["alice"], "http"+strings.TrimPrefix(s.urls["alice"], "ws"))
+	require.NoError(t, err)
+	s.stop()
+
+	s = startSimcore(t, 2, "-listen", "127.0.0.1:0", "-origin", "app.example,localhost:*")
+	_, err = dial(s.urls["alice"], "https://app.example")
+	require.NoError(t, err)
+	_, err = dial(s.urls["alice"], "http://localhost:8080")
+	require.NoError(t, err)
+	code, err = dial(s.urls["alice"], "https://evil.example")
+	require.Error(t, err)
+	require.Equal(t, http.StatusForbidden, code)
+	s.stop()
+
+	s = startSimcore(t, 2, "-listen", "127.0.0.1:0", "-any-origin")
+	_, err = dial(s.urls["alice"], "null")
+	require.NoError(t, err)
+}
+
+// -shared: the users are profiles of one core behind one URL, with contact
+// ids unique across them, the first user active.
+func TestSimcoreShared(t *testing.T) {
+	s := startSimcore(t, 2, "-users", "alice,bob", "-listen", "127.0.0.1:0", "-shared")
+	require.Equal(t, s.urls["alice"], s.urls["bob"])
+	require.Equal(t, "1", s.contacts["alice>bob"])
+	require.Equal(t, "2", s.contacts["bob>alice"])
+	ctx := context.Background()
+	at, err := smp.DialChatCore(ctx, s.urls["alice"], nil)
+	require.NoError(t, err)
+	require.Equal(t, "alice", at.User().LocalDisplayName)
+	require.NoError(t, at.Invite(ctx, 1, smpcall.DefaultCallType))
+	require.NoError(t, at.Close())
+	// bob's invitation event went to the only client connected, alice's,
+	// which does not deliver it; the core still lists the invitation.
+	bt, err := smp.DialChatCore(ctx, s.urls["bob"], &smp.ChatClientOptions{UserID: 2})
+	require.NoError(t, err)
+	defer bt.Close()
+	require.Eventually(t, func() bool {
+		invs, err := bt.Invitations(ctx)
+		return err == nil && len(invs) == 1 && invs[0].Contact.Name() == "alice"
+	}, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, bt.Reject(ctx, 2))
 }
 
 func TestSimcoreFlags(t *testing.T) {
