@@ -25,5 +25,8 @@
 // are implemented in Core behind CoreConfig.CallVersion2, off by default
 // until released SimpleX apps use them.
 //
+// ExampleNetwork shows two users of the loopback exchanging a call's
+// messages; the root package's examples run whole calls over it.
+//
 // smp imports the root package for its types; the root never imports smp.
 package smp
