@@ -2,6 +2,7 @@ package jitter
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -80,8 +81,10 @@ func (s *sender) padding(n int) []*rtp.Packet {
 // first byte clear (RFC 6386 §9.1).
 func vp8Frame(rng *rand.Rand, n int, key bool) []byte {
 	b := make([]byte, max(n, 1))
-	for i := range b {
-		b[i] = byte(rng.Uint32())
+	for i := 0; i < len(b); i += 8 {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], rng.Uint64())
+		copy(b[i:], w[:])
 	}
 	if key {
 		b[0] &^= 1

@@ -39,11 +39,11 @@ type slot struct {
 type admitKind uint8
 
 const (
-	admitNew      admitKind = iota // beyond highest: the slot is prepared, the caller stores
-	admitFill                      // a missing slot inside the window: reordered or retransmitted
-	admitDup                       // already received
-	admitLate                      // its slot was passed (released or given up) before it came
-	admitResync                    // a discontinuity: the caller flushes and starts over
+	admitNew    admitKind = iota // beyond highest: the slot is prepared, the caller stores
+	admitFill                    // a missing slot inside the window: reordered or retransmitted
+	admitDup                     // already received
+	admitLate                    // its slot was passed (released or given up) before it came
+	admitResync                  // a discontinuity: the caller flushes and starts over
 )
 
 const (
@@ -72,7 +72,7 @@ type ring struct {
 
 	head, highest int64 // window: [head, highest]; empty when head > highest
 	started       bool
-	fresh         bool  // nothing has left the window yet
+	fresh         bool  // nothing but padding has left the window yet
 	startAt       int64 // when the window began (ring clock)
 	ssrc          uint32
 	base          time.Time
@@ -164,12 +164,19 @@ func (r *ring) admit(seq uint16, ssrc uint32, t int64, evict func()) (int64, adm
 	}
 	e := r.highest + int64(int16(seq-uint16(r.highest)))
 	if e < r.head {
-		// Before anything left the window, an older packet is one that
+		// Before anything but padding left the window, an older packet is one that
 		// was reordered ahead of the first: extend the window back.
 		if r.fresh && r.highest-e < int64(r.maxLen) {
 			r.ensure(r.highest - e + 1)
 			if r.highest-e < int64(len(r.slots)) {
 				for x := e; x < r.head; x++ {
+					if s := r.at(x); s.ext == x && s.state == stDone {
+						// Padding passed while fresh (see passPadding):
+						// back in the window, as it was.
+						s.state, s.at = stHeld, t
+						r.held++
+						continue
+					}
 					r.prep(x, t)
 				}
 				r.head = e
@@ -265,4 +272,14 @@ func (r *ring) pass() {
 	}
 	r.head++
 	r.fresh = false
+}
+
+// passPadding passes a held padding packet at head without ending the
+// fresh state: a media packet reordered ahead of it may still extend the
+// window back over it.
+func (r *ring) passPadding() {
+	s := r.at(r.head)
+	r.release(s)
+	s.state = stDone
+	r.head++
 }

@@ -341,7 +341,7 @@ func (v *Video) Push(p *rtp.Packet, now time.Time) {
 	}
 	if r.heldBytes+n > r.maxHeld {
 		v.stats.Evicted++
-		v.beginLoss()
+		v.beginLoss(true)
 		r.pass()
 		return
 	}
@@ -389,7 +389,7 @@ func (v *Video) Pop(now time.Time) (VideoFrame, bool) {
 				if v.waitKey && p.flags&fKey != 0 {
 					// Nothing before a key frame matters while waiting
 					// for one.
-					v.beginLoss()
+					v.beginLoss(true)
 					v.skipTo(pos, false)
 					continue
 				}
@@ -398,12 +398,12 @@ func (v *Video) Pop(now time.Time) (VideoFrame, bool) {
 				v.block(due)
 				return VideoFrame{}, false
 			}
-			v.beginLoss()
+			v.beginLoss(v.lastBits == 0)
 			r.pass()
 			continue
 		}
 		if s.flags&fPadding != 0 {
-			r.pass()
+			r.passPadding()
 			continue
 		}
 		if s.flags&fStart == 0 {
@@ -551,7 +551,7 @@ func (v *Video) dropFrame(end int64, lost bool) {
 	r := &v.r
 	s := r.at(r.head)
 	if lost {
-		v.beginLoss()
+		v.beginLoss(true)
 		v.lossFrames++
 		v.stats.FramesLost++
 	} else {
@@ -567,7 +567,7 @@ func (v *Video) dropFrame(end int64, lost bool) {
 // discard accounts for a held media packet that is thrown away outside a
 // complete frame (an orphan, or evicted); the caller passes it.
 func (v *Video) discard(s *slot) {
-	v.beginLoss()
+	v.beginLoss(true)
 	switch {
 	case s.flags&fStart != 0:
 		v.lossFrames++
@@ -589,7 +589,7 @@ func (v *Video) evictHead() {
 	switch {
 	case s.state == stMissing:
 		v.stats.Evicted++
-		v.beginLoss()
+		v.beginLoss(v.lastBits == 0)
 	case s.flags&fPadding == 0:
 		v.stats.Evicted++
 		v.discard(s)
@@ -610,8 +610,14 @@ func (v *Video) resync() {
 	v.stats.Resets++
 }
 
-func (v *Video) beginLoss() {
-	v.waitKey = true
+// beginLoss starts (or continues) a loss event. definite: frame data was
+// thrown away, so the decoder needs a key frame now. Otherwise only missing
+// sequence numbers were given up, which may have been padding: when the
+// PictureIDs can tell, endLoss decides at the next frame start.
+func (v *Video) beginLoss(definite bool) {
+	if definite {
+		v.waitKey = true
+	}
 	if !v.inLoss {
 		v.inLoss, v.lossFrames, v.orphanFrames, v.orphanOK = true, 0, 0, false
 	}
@@ -627,13 +633,15 @@ func (v *Video) endLoss(s *slot) {
 	// Orphans were counted as they were dropped, one per timestamp; the
 	// PictureIDs also count the frames of which nothing arrived.
 	add := 0
-	if d, ok := v.picGap(s); ok && d > v.orphanFrames {
-		add = d - v.orphanFrames
-	}
-	if add == 0 && v.orphanFrames == 0 && v.lossFrames == 0 {
+	if d, ok := v.picGap(s); ok {
+		add = max(d-v.orphanFrames, 0)
+	} else if v.orphanFrames == 0 && v.lossFrames == 0 {
 		add = 1 // something was lost, but no PictureIDs to say what
 	}
 	v.stats.FramesLost += uint64(add)
+	if add > 0 {
+		v.waitKey = true
+	}
 }
 
 func (v *Video) setLast(s *slot) { v.lastPic, v.lastBits = s.pic, s.bits }
