@@ -54,8 +54,10 @@ type AudioPacket struct {
 	SequenceNumber uint16
 	Timestamp      uint32
 	// Missing is how many sequence numbers right before this packet were
-	// given up (lost, or too late): a decoder can conceal them, or decode
-	// the last of them from this packet's in-band FEC (RFC 6716 §2.1.7).
+	// given up (lost, too late, or evicted): a decoder can conceal them, or
+	// decode the last of them from this packet's in-band FEC (RFC 6716
+	// §2.1.7). Padding is not counted.
+	// After a discontinuity (AudioStats.Resets) the count starts over.
 	Missing int
 }
 

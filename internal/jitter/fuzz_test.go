@@ -14,7 +14,8 @@ import (
 // fuzzer explores orders, gaps, duplicates, timestamps, times and payloads
 // (including malformed VP8 payload descriptors):
 //
-//	byte 0      config: bit 0 small bounds, bit 1 SetRTT(byte 1 ms)
+//	byte 0      config: bit 0 small bounds, bit 1 SetRTT(byte 1 ms),
+//	            bit 2 MaxFrameSize 100 (video)
 //	then per packet:
 //	  h         bit 0 marker, bit 1 other SSRC, bit 2 next timestamp,
 //	            bit 3 Pop at NextDeadline before the packet
@@ -118,7 +119,8 @@ func videoSeeds() [][]byte {
 	bad := *pkts[2]
 	bad.Payload = []byte{0x80}
 	malformed := script(0, append(append([]*rtp.Packet(nil), pkts[:2]...), append([]*rtp.Packet{&bad}, pkts[3:]...)...), []byte{1})
-	return [][]byte{inOrder, reordered, lost, malformed, {0}, {1, 0, 0, 0, 0}}
+	tiny := script(4, pkts, []byte{3})
+	return [][]byte{inOrder, reordered, lost, malformed, {0}, {1, 0, 0, 0, 0}, tiny}
 }
 
 // FuzzVideoPush feeds Video arbitrary packet scripts. It must never panic,
@@ -137,6 +139,9 @@ func runVideoScript(t *testing.T, data []byte) {
 		c := VideoConfig{}
 		if cfg&1 != 0 {
 			c = VideoConfig{MaxPackets: 64, MaxBytes: 64 << 10, MaxFrameSize: 5000}
+		}
+		if cfg&4 != 0 {
+			c.MaxFrameSize = 100
 		}
 		v := NewVideo(c)
 		if rtt > 0 {

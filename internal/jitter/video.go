@@ -59,10 +59,13 @@ type VideoConfig struct {
 	// MaxFrameSize frame in 1200-byte packets, or a second of 30 Mbit/s.
 	MaxPackets int
 	// MaxBytes bounds the payload bytes held. Default 8 MiB: two frames of
-	// MaxFrameSize. At least 64 KiB.
+	// MaxFrameSize. At least 64 KiB; keep it above MaxFrameSize, or the
+	// largest frames are evicted before they complete.
 	MaxBytes int
 	// MaxFrameSize bounds an assembled frame; a larger one is dropped as
-	// lost (Oversized). Default 4 MiB, the bound of internal/rtpframe.
+	// lost (Oversized). Default 4 MiB, the bound of internal/rtpframe. The
+	// buffer frames are assembled in keeps the size of the largest frame
+	// released.
 	MaxFrameSize int
 }
 
@@ -174,9 +177,16 @@ type VideoStats struct {
 // marker bit, with contiguous sequence numbers and one RTP timestamp;
 // padding-only packets may sit between or inside frames and are skipped.
 // Packets may arrive in any order, twice, or late. When a packet is
-// missing, the frames from there on wait up to Wait() for it (a NACK round
-// trip); then the incomplete frame is lost, NeedKeyFrame turns true, and
+// missing, the frames from there on wait up to Wait() for it (NACK round
+// trips); then the incomplete frame is lost, NeedKeyFrame turns true, and
 // delta frames are dropped until a complete key frame arrives.
+//
+// Senders never retransmit padding, so a lost padding packet would cost a
+// key frame if it were treated like lost media. The VP8 PictureID (RFC 7741
+// §4.2; Chrome and pion number every frame) tells them apart: when the
+// frame after a gap is the picture right after the last one finished, the
+// gap held no frame data and is skipped at once (PaddingSkipped). Without
+// PictureIDs such a gap costs the wait and a key frame.
 //
 // Not safe for concurrent use: one goroutine (the track's reader) owns a
 // Video and calls all its methods.
@@ -251,9 +261,10 @@ func (v *Video) setWait() {
 func (v *Video) Wait() time.Duration { return v.wait }
 
 // NeedKeyFrame reports whether the buffer is waiting for a key frame: from
-// NewVideo until the first complete key frame, and from any loss until the
-// next one. It is a level, not an edge: the caller sends a PLI while it is
-// true, at the rate it chooses (a lost PLI is then simply sent again).
+// NewVideo until the first complete key frame, and from any loss of frame
+// data until the next one. It turns true in the Pop that gives the data up.
+// It is a level, not an edge: the caller sends a PLI while it is true, at
+// the rate it chooses (a lost PLI is then simply sent again).
 func (v *Video) NeedKeyFrame() bool { return v.waitKey }
 
 // Stats returns the counters.
@@ -559,7 +570,9 @@ func (v *Video) dropFrame(end int64, lost bool) {
 	}
 	v.setLast(s)
 	v.dropTS, v.dropOK = s.ts, true
-	for r.head < end {
+	// At least the start goes: a start packet larger than MaxFrameSize
+	// on its own is oversized at head.
+	for r.pass(); r.head < end; {
 		r.pass()
 	}
 }

@@ -334,6 +334,21 @@ func TestVideoBrokenFrames(t *testing.T) {
 	})
 }
 
+// A start packet larger than MaxFrameSize on its own is dropped too.
+func TestVideoOversizedPacket(t *testing.T) {
+	_, frames, pkts := stream(22, 50, 0, 15, 100, 1000, 50)
+	v := NewVideo(VideoConfig{MaxFrameSize: 500})
+	var all []got
+	for i, p := range pkts {
+		all = append(all, pushAll(v, at(float64(i)), p...)...)
+	}
+	requireFrames(t, [][]byte{frames[0]}, all)
+	st := v.Stats()
+	require.Equal(t, uint64(1), st.Oversized)
+	require.Equal(t, uint64(1), st.DeltaDropped)
+	require.Zero(t, st.Held)
+}
+
 func TestVideoOversized(t *testing.T) {
 	_, frames, pkts := stream(14, 50, 0, 15, 100, 20000, 100, 300)
 	v := NewVideo(VideoConfig{MaxFrameSize: 10000})
