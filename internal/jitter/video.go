@@ -267,6 +267,12 @@ func (v *Video) Wait() time.Duration { return v.wait }
 // the rate it chooses (a lost PLI is then simply sent again).
 func (v *Video) NeedKeyFrame() bool { return v.waitKey }
 
+// DropUntilKeyFrame is for a frame the caller threw away after Pop (its
+// decryption failed, or the decoder rejected it): the delta frames after it
+// cannot be decoded, so the buffer drops them (DeltaDropped) until a
+// complete key frame, and NeedKeyFrame is true until then.
+func (v *Video) DropUntilKeyFrame() { v.waitKey = true }
+
 // Stats returns the counters.
 func (v *Video) Stats() VideoStats {
 	s := v.stats

@@ -172,6 +172,26 @@ func TestVideoLossWaitsForKeyFrame(t *testing.T) {
 	require.Equal(t, uint64(3), st.FramesReleased)
 }
 
+// A frame the caller could not use (decryption failed) breaks the chain
+// of delta frames just like a lost one.
+func TestVideoDropUntilKeyFrame(t *testing.T) {
+	_, frames, pkts := stream(23, 0, 0, 15, 100, 100, 100, 100)
+	v := NewVideo(VideoConfig{})
+	all := pushAll(v, at(0), pkts[0]...)
+	all = append(all, pushAll(v, at(1), pkts[1]...)...)
+	require.False(t, v.NeedKeyFrame())
+	v.DropUntilKeyFrame()
+	require.True(t, v.NeedKeyFrame())
+	all = append(all, pushAll(v, at(2), pkts[2]...)...)
+	requireFrames(t, frames[:2], all)
+	require.Equal(t, uint64(1), v.Stats().DeltaDropped)
+	k := vp8Frame(rand.New(rand.NewPCG(1, 1)), 100, true)
+	s := newSender(pkts[3][0].SequenceNumber, pkts[3][0].Timestamp, 15)
+	s.pic = 0x7ff0 + 3
+	requireFrames(t, [][]byte{k}, pushAll(v, at(3), s.frame(k)...))
+	require.False(t, v.NeedKeyFrame())
+}
+
 // Frames that vanish whole are counted from the PictureIDs; without
 // PictureIDs the run counts as one.
 func TestVideoFramesLostCount(t *testing.T) {
