@@ -156,7 +156,8 @@ type VideoStats struct {
 	Padding uint64
 	// PaddingSkipped counts missing sequence numbers that were skipped
 	// without waiting because the PictureIDs on both sides showed that no
-	// frame was missing: lost padding, which senders never retransmit.
+	// frame data was missing in them: lost padding, which senders never
+	// retransmit (or the rest of a frame already dropped).
 	PaddingSkipped uint64
 	// Malformed counts packets whose VP8 payload descriptor is malformed.
 	Malformed uint64
