@@ -35,6 +35,9 @@ type bot struct {
 	wg    sync.WaitGroup
 }
 
+// ringFor is how long a call the bot places rings unanswered.
+const ringFor = 60 * time.Second
+
 // botCall is what the bot keeps about one call.
 type botCall struct {
 	call     *smpcall.Call
@@ -135,7 +138,13 @@ func (b *bot) answer(ctx context.Context, inv smpcall.RcvCallInvitation) error {
 // place calls the browser user: the page will make the offer.
 func (b *bot) place(ctx context.Context, media smpcall.CallMediaType) error {
 	if k := b.current(); k != nil && k.call.State() != smpcall.StateEnded {
-		return errors.New("the bot is in a call")
+		if k.incoming || k.call.State() != smpcall.StateInvitationSent {
+			return errors.New("the bot is in a call")
+		}
+		// Still ringing (a rejected call rings on, protocol §4.4): call anew.
+		if err := k.call.End(ctx); err != nil {
+			return err
+		}
 	}
 	b.log.Info("bot: calling", "media", media)
 	return b.start(false, media, func(src smpcall.Sources) (*smpcall.Call, error) {
@@ -172,7 +181,19 @@ func (b *bot) start(incoming bool, media smpcall.CallMediaType, open func(smpcal
 // watch follows one call to its end: it records the setup time and closes
 // the media sources when the call is over.
 func (b *bot) watch(k *botCall, closers []io.Closer) {
+	// The SDK has no answer timeout (as the apps, protocol §6.6): a call the
+	// bot places stops ringing after a minute.
+	ring := time.NewTimer(ringFor)
+	defer ring.Stop()
+	if k.incoming {
+		ring.Stop()
+	}
 	select {
+	case <-ring.C:
+		b.log.Info("bot: nobody answered; hanging up")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = k.call.End(ctx)
+		cancel()
 	case <-k.call.Connected():
 		k.mu.Lock()
 		k.setup = time.Since(k.started)

@@ -135,6 +135,7 @@ type pageSnap struct {
 	Encrypted bool    `json:"encrypted"`
 	SetupMs   float64 `json:"setupMs"`
 	Reason    string  `json:"reason"`
+	LocalSDP  string  `json:"localSdp"`
 	Path      *struct {
 		Relay  bool   `json:"relay"`
 		Local  string `json:"local"`
@@ -212,7 +213,53 @@ func connect(t *testing.T, ctx context.Context, s *server, p *browser.Page, r ro
 	require.Equal(t, r.name == browserCalls.name, ps.Outgoing)
 	require.Equal(t, ps.Outgoing, bs.Incoming)
 	require.Equal(t, media, ps.Media)
+	checkSDP(t, ps.LocalSDP)
 	return ps, bs
+}
+
+// checkSDP checks the page's offer or answer as the SimpleX page makes
+// them (protocol §6.4): four m-lines, mids 0–3 in the order microphone,
+// camera, screen audio, screen video (in audio calls too), each sendrecv,
+// VP8 first on video.
+func checkSDP(t *testing.T, sdp string) {
+	t.Helper()
+	type mline struct{ kind, mid, dir, first string }
+	var ms []mline
+	rtpmap := map[string]string{}
+	for _, line := range strings.Split(sdp, "\r\n") {
+		switch {
+		case strings.HasPrefix(line, "m="):
+			f := strings.Fields(strings.TrimPrefix(line, "m="))
+			m := mline{kind: f[0]}
+			if len(f) > 3 {
+				m.first = f[3]
+			}
+			ms = append(ms, m)
+			rtpmap = map[string]string{}
+		case len(ms) == 0:
+		case strings.HasPrefix(line, "a=mid:"):
+			ms[len(ms)-1].mid = strings.TrimPrefix(line, "a=mid:")
+		case line == "a=sendrecv" || line == "a=sendonly" || line == "a=recvonly" || line == "a=inactive":
+			ms[len(ms)-1].dir = strings.TrimPrefix(line, "a=")
+		case strings.HasPrefix(line, "a=rtpmap:"):
+			pt, codec, _ := strings.Cut(strings.TrimPrefix(line, "a=rtpmap:"), " ")
+			rtpmap[pt] = codec
+			if m := &ms[len(ms)-1]; pt == m.first {
+				m.first = codec
+			}
+		}
+	}
+	require.Len(t, ms, 4, "four m-lines:\n%s", sdp)
+	for i, kind := range []string{"audio", "video", "audio", "video"} {
+		require.Equal(t, kind, ms[i].kind, "m-line %d", i)
+		require.Equal(t, fmt.Sprint(i), ms[i].mid, "m-line %d", i)
+		require.Equal(t, "sendrecv", ms[i].dir, "m-line %d", i)
+		if kind == "video" {
+			require.Equal(t, "VP8/90000", ms[i].first, "VP8 first on m-line %d", i)
+		} else {
+			require.Equal(t, "opus/48000/2", ms[i].first, "m-line %d", i)
+		}
+	}
 }
 
 // flowing waits until both sides decrypted (or, unencrypted, received) a
@@ -668,4 +715,26 @@ func TestFlags(t *testing.T) {
 	require.Contains(t, log.String(), "-lzstring")
 	require.Equal(t, 1, run(context.Background(), []string{"-turn", "stun:", "-lzstring", "main.go"}, io.Discard, &log, nil))
 	require.Contains(t, log.String(), "ICE server")
+}
+
+// The page rejects the bot's call (nothing goes to the caller, protocol
+// §4.4, so the bot's call rings on); asked again, the bot calls anew; when
+// the bot hangs up, the page shows the call ended by the bot.
+func TestRejectThenBotHangsUp(t *testing.T) {
+	s := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := openPage(t, ctx, s.url)
+	click(t, ctx, p, "ask-audio")
+	click(t, ctx, p, "reject")
+	require.NoError(t, p.WaitFor(ctx, `document.getElementById("state").textContent.includes("ended (rejected)")`))
+	require.Equal(t, "invitationSent", s.botStats(t).State, "the bot's call rings on")
+	botCalls.start(t, ctx, s, p, "audio")
+	eventually(t, ctx, "connected", func() bool {
+		return snap(t, ctx, p).State == "connected" && s.botStats(t).State == "connected"
+	}, func() string { return s.log.String() })
+	require.Equal(t, 2, s.botStats(t).Calls)
+	require.Equal(t, http.StatusNoContent, s.post(t, "bot/hangup", ``))
+	require.NoError(t, p.WaitFor(ctx, `document.getElementById("state").textContent.includes("ended by the bot")`))
+	require.Equal(t, "ended", s.botStats(t).State)
 }

@@ -596,6 +596,7 @@ async function snapshot() {
     setupMs: c.setupMs,
     path: c.path,
     reason: c.reason,
+    localSdp: c.pc && c.pc.localDescription ? c.pc.localDescription.sdp : "",
     counters: JSON.parse(JSON.stringify(c.counters)),
     audio: {samplesReceived: 0, concealedSamples: 0, packetsReceived: 0, bytesReceived: 0},
     video: {framesDecoded: 0, framesReceived: 0, keyFramesDecoded: 0, bytesReceived: 0, frameWidth: 0},
