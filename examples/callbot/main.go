@@ -14,7 +14,10 @@
 // Recordings: a file is created only when the caller's first frame arrives,
 // so calls that never connect (or send nothing) leave no file, and the
 // recordings in -out are bounded by -max-recordings and -max-bytes (those
-// already there count), so that no contact can fill the disk.
+// already there count), so that no contact can fill the disk. A call rings
+// for -answer-after before the bot answers, and a newer invitation from the
+// same contact starts that again, so a flood of invitations costs one
+// answer.
 //
 // SimpleX apps use relay-only ICE by default: give the bot the same TURN
 // server with -turn (and -relay to hide its own address too).

@@ -268,6 +268,9 @@ func TestCallbotFloodLeavesNoFiles(t *testing.T) {
 	settled(t, b)
 	answered := strings.Count(b.log.String(), "answering call")
 	require.LessOrEqual(t, answered, 20, "the bot answers once a burst is over, not each invitation")
+	early, err := os.ReadDir(out)
+	require.NoError(t, err)
+	require.Empty(t, early, "the %d answered calls never connected: no files", answered)
 
 	call, err := alice.PlaceCall(ctx, bot.ContactID, &smpcall.CallOptions{
 		Media: smpcall.MediaAudio, Sources: smpcall.Sources{Mic: &message{packets: testnet.OpusPackets(t, testnet.Media("tone.opus"))[:30]}},
