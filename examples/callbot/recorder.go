@@ -121,7 +121,7 @@ func (r *recorder) full() {
 }
 
 // voicemail is the recording of one call: up to two files with one base
-// name, created on the first frame of each stream.
+// name, each created on the first frame of its stream.
 //
 // Concurrency: its two sinks are written by two SDK goroutines; close is
 // called once, after the call (and so its media goroutines) ended.
@@ -129,18 +129,32 @@ type voicemail struct {
 	r       *recorder
 	contact string
 
-	mu       sync.Mutex
-	base     string // set when admitted
-	refused  bool
-	charged  map[string]int64 // bytes charged per file
-	audio    *audio.OggSink
-	video    *video.IVFSink
-	audioErr error
-	videoErr error
+	mu      sync.Mutex
+	base    string // set when admitted
+	refused bool
+	audio   file[audio.Frame]
+	video   file[video.Frame]
+}
+
+// file is one file of a voicemail.
+type file[F any] struct {
+	ext     string
+	create  func(path string) (frameWriter[F], error)
+	out     frameWriter[F] // nil until the first frame
+	err     error          // once set, every later frame gets it
+	charged int64          // bytes charged to the budget
+}
+
+type frameWriter[F any] interface {
+	WriteFrame(F) error
+	Close() error
 }
 
 func (r *recorder) voicemail(contact string) *voicemail {
-	return &voicemail{r: r, contact: contact, charged: map[string]int64{}}
+	v := &voicemail{r: r, contact: contact}
+	v.audio = file[audio.Frame]{ext: ".opus", create: func(p string) (frameWriter[audio.Frame], error) { return audio.CreateOggSink(p, nil) }}
+	v.video = file[video.Frame]{ext: ".ivf", create: func(p string) (frameWriter[video.Frame], error) { return video.CreateIVFSink(p, nil) }}
+	return v
 }
 
 // open admits the call on its first frame and names its files by contact
@@ -160,107 +174,91 @@ func (v *voicemail) open() error {
 	return nil
 }
 
-// charge takes n bytes for the file path. Caller holds v.mu.
-func (v *voicemail) charge(path string, n int64) error {
-	if !v.r.take(n) {
-		return errBudget
+// write charges the frame of size n to the budget and writes it, creating
+// the file on the first frame. Caller holds v.mu.
+func write[F any](v *voicemail, f *file[F], frame F, n int) error {
+	if f.err != nil {
+		return f.err
 	}
-	v.charged[path] += n
-	return nil
-}
-
-func (v *voicemail) writeAudio(f audio.Frame) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.audioErr != nil {
-		return v.audioErr
-	}
-	v.audioErr = func() error {
-		if v.audio == nil {
+	f.err = func() error {
+		if f.out == nil {
 			if err := v.open(); err != nil {
 				return err
 			}
-			path := v.base + ".opus"
-			if err := v.charge(path, fileOverhead); err != nil {
-				return err
+			if !v.r.take(fileOverhead) {
+				return errBudget
 			}
-			s, err := audio.CreateOggSink(path, nil)
+			f.charged += fileOverhead
+			out, err := f.create(v.base + f.ext)
 			if err != nil {
 				return err
 			}
-			v.audio = s
+			f.out = out
 		}
-		if err := v.charge(v.base+".opus", int64(len(f.Data))+frameOverhead); err != nil {
-			return err
+		if !v.r.take(int64(n) + frameOverhead) {
+			return errBudget
 		}
-		return v.audio.WriteFrame(f)
+		f.charged += int64(n) + frameOverhead
+		return f.out.WriteFrame(frame)
 	}()
-	return v.audioErr
+	return f.err
 }
 
-func (v *voicemail) writeVideo(f video.Frame) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.videoErr != nil {
-		return v.videoErr
+func (v *voicemail) audioSink() audio.Sink {
+	return audio.SinkFunc(func(fr audio.Frame) error {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return write(v, &v.audio, fr, len(fr.Data))
+	})
+}
+
+func (v *voicemail) videoSink() video.Sink {
+	return video.SinkFunc(func(fr video.Frame) error {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return write(v, &v.video, fr, len(fr.Data))
+	})
+}
+
+// finish closes the file, removes it if it holds no frame (an IVF sink
+// drops the frames before the first key frame), settles the byte budget
+// with its real size, and says whether it was kept. Caller holds v.mu.
+func finish[F any](v *voicemail, f *file[F]) (string, bool, error) {
+	if f.out == nil {
+		v.r.settle(f.charged, 0)
+		return "", false, nil
 	}
-	v.videoErr = func() error {
-		if v.video == nil {
-			if err := v.open(); err != nil {
-				return err
-			}
-			path := v.base + ".ivf"
-			if err := v.charge(path, fileOverhead); err != nil {
-				return err
-			}
-			s, err := video.CreateIVFSink(path, nil)
-			if err != nil {
-				return err
-			}
-			v.video = s
-		}
-		if err := v.charge(v.base+".ivf", int64(len(f.Data))+frameOverhead); err != nil {
-			return err
-		}
-		return v.video.WriteFrame(f)
-	}()
-	return v.videoErr
+	path := v.base + f.ext
+	err := f.out.Close()
+	var size int64
+	kept := false
+	if c, ok := f.out.(interface{ Frames() int }); ok && c.Frames() == 0 {
+		err = errors.Join(err, os.Remove(path))
+	} else if info, serr := os.Stat(path); serr == nil {
+		size, kept = info.Size(), true
+	}
+	v.r.settle(f.charged, size)
+	f.out, f.charged = nil, 0
+	return path, kept, err
 }
 
-func (v *voicemail) audioSink() audio.Sink { return audio.SinkFunc(v.writeAudio) }
-func (v *voicemail) videoSink() video.Sink { return video.SinkFunc(v.writeVideo) }
-
-// close finishes the files, removes one that holds no frame, settles the
-// byte budget with the real sizes, and returns the files kept.
+// close finishes both files and returns those kept.
 func (v *voicemail) close() ([]string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var kept []string
-	var errs []error
-	finish := func(path string, closeErr error, empty bool) {
-		errs = append(errs, closeErr)
-		var size int64
-		if empty {
-			errs = append(errs, os.Remove(path))
-		} else if info, err := os.Stat(path); err == nil {
-			size = info.Size()
-			kept = append(kept, path)
-		}
-		v.r.settle(v.charged[path], size)
+	pa, ka, errA := finish(v, &v.audio)
+	pv, kv, errV := finish(v, &v.video)
+	if ka {
+		kept = append(kept, pa)
 	}
-	if v.audio != nil {
-		err := v.audio.Close()
-		finish(v.base+".opus", err, false) // created on a written frame
+	if kv {
+		kept = append(kept, pv)
 	}
-	if v.video != nil {
-		err := v.video.Close()
-		finish(v.base+".ivf", err, v.video.Frames() == 0) // frames before the first key frame are dropped
-	}
-	v.audio, v.video = nil, nil
 	if v.base != "" && len(kept) == 0 {
 		v.r.release() // admitted, but nothing was kept
 	}
-	return kept, errors.Join(errs...)
+	return kept, errors.Join(errA, errV)
 }
 
 func safeName(s string) string {

@@ -127,6 +127,16 @@ func openPage(t *testing.T, ctx context.Context, url string) *browser.Page {
 	return p
 }
 
+// withPage starts the program with args and opens its page (with query)
+// in Chromium; ctx bounds the test.
+func withPage(t *testing.T, query string, args ...string) (*server, context.Context, *browser.Page) {
+	t.Helper()
+	s := startServer(t, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	t.Cleanup(cancel)
+	return s, ctx, openPage(t, ctx, s.url+query)
+}
+
 // pageSnap is the page's webcall.snapshot().
 type pageSnap struct {
 	State     string  `json:"state"`
@@ -320,10 +330,7 @@ func hangUp(t *testing.T, ctx context.Context, s *server, p *browser.Page) {
 // video frames with zero failures; Chrome decrypts Go's frames and decodes
 // VP8 and Opus. A screenshot of the page during the call shows the video.
 func TestEncryptedVideoCall(t *testing.T) {
-	s := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	p := openPage(t, ctx, s.url)
+	s, ctx, p := withPage(t, "")
 	for _, r := range []role{browserCalls, botCalls} {
 		t.Run(r.name, func(t *testing.T) {
 			ps, bs := connect(t, ctx, s, p, r, "video")
@@ -352,10 +359,7 @@ func TestEncryptedVideoCall(t *testing.T) {
 // Audio calls in both roles: the page's four transceivers without a camera
 // track, Opus both ways, nothing on the camera stream.
 func TestEncryptedAudioCall(t *testing.T) {
-	s := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	p := openPage(t, ctx, s.url)
+	s, ctx, p := withPage(t, "")
 	for _, r := range []role{browserCalls, botCalls} {
 		t.Run(r.name, func(t *testing.T) {
 			connect(t, ctx, s, p, r, "audio")
@@ -383,10 +387,7 @@ func TestRelayOnly(t *testing.T) {
 	for _, r := range []role{browserCalls, botCalls} {
 		t.Run(r.name, func(t *testing.T) {
 			turn := testnet.StartTURN(t)
-			s := startServer(t, "-relay", "-turn", turn.SimpleX())
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			p := openPage(t, ctx, s.url)
+			s, ctx, p := withPage(t, "", "-relay", "-turn", turn.SimpleX())
 			connect(t, ctx, s, p, r, "video")
 			ps, bs := flowing(t, ctx, s, p, true)
 			require.NotNil(t, ps.Path)
@@ -403,10 +404,7 @@ func TestRelayOnly(t *testing.T) {
 // Encryption off on both sides (the bot allows it): media flows in the
 // clear inside DTLS-SRTP, and the page says so.
 func TestEncryptionOff(t *testing.T) {
-	s := startServer(t, "-encrypt=false")
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	p := openPage(t, ctx, s.url)
+	s, ctx, p := withPage(t, "", "-encrypt=false")
 	for _, r := range []role{browserCalls, botCalls} {
 		t.Run(r.name, func(t *testing.T) {
 			ps, bs := connect(t, ctx, s, p, r, "video")
@@ -429,10 +427,7 @@ func TestEncryptionOff(t *testing.T) {
 // connects, bytes flow, but Chrome decodes nothing, and Go delivers nothing
 // and says so with a DecryptFailingEvent per stream.
 func TestWrongKey(t *testing.T) {
-	s := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	p := openPage(t, ctx, s.url+"?corruptKey=1")
+	s, ctx, p := withPage(t, "?corruptKey=1")
 	for _, r := range []role{browserCalls, botCalls} {
 		t.Run(r.name, func(t *testing.T) {
 			connect(t, ctx, s, p, r, "video")
@@ -646,10 +641,7 @@ func prefixFor(frameType string) int {
 // The page accepts the chat core's replies and events bare and wrapped
 // in Right/Left, as newer cores send them (protocol §8.1).
 func TestPageUnwrapsReplies(t *testing.T) {
-	s := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	p := openPage(t, ctx, s.url)
+	_, ctx, p := withPage(t, "")
 	var got []map[string]any
 	require.NoError(t, p.Evaluate(ctx, `[
 		ChatCore.unwrap({type: "cmdOk"}),
@@ -721,10 +713,7 @@ func TestFlags(t *testing.T) {
 // §4.4, so the bot's call rings on); asked again, the bot calls anew; when
 // the bot hangs up, the page shows the call ended by the bot.
 func TestRejectThenBotHangsUp(t *testing.T) {
-	s := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	p := openPage(t, ctx, s.url)
+	s, ctx, p := withPage(t, "")
 	click(t, ctx, p, "ask-audio")
 	click(t, ctx, p, "reject")
 	require.NoError(t, p.WaitFor(ctx, `document.getElementById("state").textContent.includes("ended (rejected)")`))

@@ -93,16 +93,17 @@ const FrameCrypto = (() => {
     return concat(clear, plain)
   }
 
-  // Transforms for RTCRtpSender/RTCRtpReceiver.createEncodedStreams. A
-  // frame that fails to encrypt is dropped, never sent in the clear. A
-  // frame that fails to decrypt is dropped and counted: the SimpleX page
-  // throws instead, which errors the stream and stops that receiver for the
-  // rest of the call; dropping keeps the counters going, and in both cases
-  // the decoder never sees the frame.
-  function encryptTransform(key, counter) {
+  // frameTransform is the transform for RTCRtpSender/RTCRtpReceiver
+  // .createEncodedStreams: op is encrypt or decrypt. A frame that fails to
+  // encrypt is dropped, never sent in the clear. A frame that fails to
+  // decrypt is dropped and counted: the SimpleX page throws instead, which
+  // errors the stream and stops that receiver for the rest of the call;
+  // dropping keeps the counters going, and in both cases the decoder never
+  // sees the frame.
+  function frameTransform(op, key, counter) {
     return async (frame, controller) => {
       try {
-        const out = await encrypt(key, new Uint8Array(frame.data), prefixLength(frame.type))
+        const out = await op(key, new Uint8Array(frame.data), prefixLength(frame.type))
         frame.data = out.buffer
         counter.ok++
         controller.enqueue(frame)
@@ -112,18 +113,8 @@ const FrameCrypto = (() => {
     }
   }
 
-  function decryptTransform(key, counter) {
-    return async (frame, controller) => {
-      try {
-        const out = await decrypt(key, new Uint8Array(frame.data), prefixLength(frame.type))
-        frame.data = out.buffer
-        counter.ok++
-        controller.enqueue(frame)
-      } catch (e) {
-        counter.failed++
-      }
-    }
-  }
+  const encryptTransform = (key, counter) => frameTransform(encrypt, key, counter)
+  const decryptTransform = (key, counter) => frameTransform(decrypt, key, counter)
 
   return {IV_LENGTH, TAG_LENGTH, prefixLength, decodeBase64url, importKey, encrypt, decrypt, encryptTransform, decryptTransform}
 })()
