@@ -120,6 +120,8 @@ type Call struct {
 	mediaOff  bool
 	mediaWG   sync.WaitGroup
 	writeErrs atomic.Uint64
+	// rtt is the round-trip time from the peer's RTCP reports, in ns (0: none yet).
+	rtt atomic.Int64
 
 	loop loopState
 }

@@ -4,15 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/smpcall/smpcall/audio"
 	"github.com/smpcall/smpcall/internal/framecrypt"
-	"github.com/smpcall/smpcall/internal/rtpframe"
+	"github.com/smpcall/smpcall/internal/jitter"
 	"github.com/smpcall/smpcall/video"
 )
 
@@ -65,7 +67,11 @@ func (k *Call) readRTCP(snd *webrtc.RTPSender, s stream) {
 			return
 		}
 		for _, p := range pkts {
-			switch p.(type) {
+			switch p := p.(type) {
+			case *rtcp.ReceiverReport:
+				k.noteRTT(p.Reports)
+			case *rtcp.SenderReport:
+				k.noteRTT(p.Reports)
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				k.stats[s].keyFrameRequests.Add(1)
 				if time.Since(last) < keyFrameInterval {
@@ -75,6 +81,26 @@ func (k *Call) readRTCP(snd *webrtc.RTPSender, s stream) {
 				k.send[s].requestKeyFrame()
 			}
 		}
+	}
+}
+
+// noteRTT takes the round-trip time from the peer's reports on our
+// streams (RFC 3550 §6.4.1: now − LSR − DLSR, in 1/65536 s of the NTP
+// clock). The receive buffers size their wait from it.
+func (k *Call) noteRTT(reports []rtcp.ReceptionReport) {
+	for _, r := range reports {
+		if r.LastSenderReport == 0 {
+			continue
+		}
+		now := time.Now()
+		secs := uint64(now.Unix()) + 2208988800 // NTP era 0 starts in 1900
+		frac := uint64(now.Nanosecond()) << 32 / 1e9
+		mid := uint32(secs<<16 | frac>>16)
+		d := mid - r.LastSenderReport - r.Delay
+		if d >= 1<<31 {
+			continue // the clock went back, or a report from before a restart
+		}
+		k.rtt.Store(int64(time.Duration(d) * time.Second >> 16))
 	}
 }
 
@@ -168,79 +194,179 @@ func (k *Call) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 // pliInterval limits our own key-frame requests to the peer.
 const pliInterval = 500 * time.Millisecond
 
-// receive reads one remote track: reassembles frames, decrypts them, drops
-// and counts the ones that fail, and hands the rest to the sink.
+// receiver is what one remote track's reading goroutine keeps.
+type receiver struct {
+	k        *Call
+	sess     *mediaSession
+	s        stream
+	t        *webrtc.TrackRemote
+	c        *streamCounters
+	buf      []byte
+	pkt      rtp.Packet
+	deadline time.Time
+	lastPLI  time.Time
+	failures int
+	sinkOK   bool
+	rtt      time.Duration
+}
+
+// receive reads one remote track through a receive buffer (internal/jitter)
+// that waits for reordered and NACK-retransmitted packets, decrypts each
+// frame, drops and counts the ones that fail, and hands the rest to the
+// sink. After a real video loss no delta frame reaches the sink until a
+// key frame, and a PLI asks the peer for one.
 func (k *Call) receive(sess *mediaSession, s stream, t *webrtc.TrackRemote) {
-	isVid := t.Kind() == webrtc.RTPCodecTypeVideo
-	var asm rtpframe.VP8
-	var lastPLI time.Time
-	failures := 0
-	sinkOK := true
-	c := &k.stats[s]
-	pli := func() {
-		if time.Since(lastPLI) < pliInterval {
-			return
-		}
-		lastPLI = time.Now()
-		if err := sess.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}}); err == nil {
-			c.pliSent.Add(1)
+	r := &receiver{k: k, sess: sess, s: s, t: t, c: &k.stats[s], buf: make([]byte, receiveMTU), sinkOK: true}
+	r.c.remoteSSRC.Store(uint32(t.SSRC()))
+	if t.Kind() == webrtc.RTPCodecTypeVideo {
+		r.video()
+	} else {
+		r.audio()
+	}
+}
+
+// receiveMTU is the largest RTP packet read (pion's receive MTU is 1460).
+const receiveMTU = 1500
+
+// read waits for the next packet until deadline (zero: none). ok false
+// with err nil means the deadline passed; an error ends the track.
+func (r *receiver) read(deadline time.Time) (ok bool, err error) {
+	if !deadline.Equal(r.deadline) {
+		r.deadline = deadline
+		if err := r.t.SetReadDeadline(deadline); err != nil {
+			return false, err
 		}
 	}
-	c.remoteSSRC.Store(uint32(t.SSRC()))
-	if isVid {
-		pli() // ask for a key frame as soon as the receiver starts
+	n, _, err := r.t.Read(r.buf)
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return false, nil
+		}
+		return false, err
 	}
+	if err := r.pkt.Unmarshal(r.buf[:n]); err != nil {
+		return false, nil // not RTP: skip it
+	}
+	return true, nil
+}
+
+func (r *receiver) pli() {
+	if time.Since(r.lastPLI) < pliInterval {
+		return
+	}
+	r.lastPLI = time.Now()
+	if err := r.sess.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(r.t.SSRC())}}); err == nil {
+		r.c.pliSent.Add(1)
+	}
+}
+
+// updateRTT hands the buffer the latest round-trip time from RTCP reports.
+func (r *receiver) updateRTT(set func(time.Duration)) {
+	if rtt := time.Duration(r.k.rtt.Load()); rtt > 0 && rtt != r.rtt {
+		r.rtt = rtt
+		set(rtt)
+	}
+}
+
+func (r *receiver) video() {
+	vj := jitter.NewVideo(jitter.VideoConfig{NACKInterval: nackInterval})
+	r.pli() // ask for a key frame as soon as the receiver starts
+	var last jitter.VideoStats
 	for {
-		p, _, err := t.ReadRTP()
+		deadline, _ := vj.NextDeadline()
+		got, err := r.read(deadline)
 		if err != nil {
 			return
 		}
-		var frame []byte
-		if isVid {
-			res, err := asm.Push(p)
-			if err != nil || res.Lost {
-				c.framesLost.Add(1)
-				pli()
+		now := time.Now()
+		r.updateRTT(vj.SetRTT)
+		if got {
+			vj.Push(&r.pkt, now)
+		}
+		for {
+			f, ok := vj.Pop(now)
+			if !ok {
+				break
 			}
-			frame = res.Frame
-		} else {
-			frame = p.Payload
-		}
-		if len(frame) == 0 {
-			continue
-		}
-		out := frame
-		if sess.cipher != nil {
-			prefix := framecrypt.PrefixAudio
-			if isVid {
-				prefix = framecrypt.PrefixVP8(frame)
+			if !r.frame(f.Data, framecrypt.PrefixVP8(f.Data)) {
+				vj.DropUntilKeyFrame() // what depends on this frame cannot be decoded
 			}
-			out, err = sess.cipher.Open(make([]byte, 0, len(frame)), frame, prefix)
-			if err != nil {
-				c.decryptFailed.Add(1)
-				failures++
-				if failures == k.cfg.DecryptFailureThreshold {
-					k.events.Push(&DecryptFailingEvent{Contact: k.contact, Source: s.source(), Failed: failures})
-				}
-				if isVid {
-					pli()
-				}
-				continue
-			}
-			c.decrypted.Add(1)
-			failures = 0
-		} else {
-			out = bytes.Clone(frame)
 		}
-		k.peerFrame(s)
-		if !sinkOK {
-			continue
+		if vj.NeedKeyFrame() {
+			r.pli()
 		}
-		if err := k.deliverFrame(s, out); err != nil {
-			sinkOK = false
-			k.events.Push(&MediaErrorEvent{Contact: k.contact, Source: s.source(), Err: err})
-		}
+		st := vj.Stats()
+		r.c.framesLost.Add(st.FramesLost + st.DeltaDropped - last.FramesLost - last.DeltaDropped)
+		r.c.packetsRecovered.Add(st.Reordered - last.Reordered)
+		r.c.packetsLate.Add(st.Late - last.Late)
+		last = st
 	}
+}
+
+func (r *receiver) audio() {
+	aj := jitter.NewAudio(jitter.AudioConfig{})
+	var last jitter.AudioStats
+	for {
+		deadline, _ := aj.NextDeadline()
+		got, err := r.read(deadline)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		if got {
+			aj.Push(&r.pkt, now)
+		}
+		for {
+			p, ok := aj.Pop(now)
+			if !ok {
+				break
+			}
+			r.frame(p.Payload, framecrypt.PrefixAudio)
+		}
+		st := aj.Stats()
+		r.c.framesLost.Add(st.Lost - last.Lost)
+		r.c.packetsRecovered.Add(st.Reordered - last.Reordered)
+		r.c.packetsLate.Add(st.Late - last.Late)
+		last = st
+	}
+}
+
+// frame decrypts one frame and delivers it; false when it failed to
+// decrypt. frame is only valid during the call.
+func (r *receiver) frame(frame []byte, prefix int) bool {
+	if len(frame) == 0 {
+		return true
+	}
+	var out []byte
+	if r.sess.cipher != nil {
+		var err error
+		out, err = r.sess.cipher.Open(make([]byte, 0, len(frame)), frame, prefix)
+		if err != nil {
+			r.c.decryptFailed.Add(1)
+			r.failures++
+			if r.failures == r.k.cfg.DecryptFailureThreshold {
+				r.k.events.Push(&DecryptFailingEvent{Contact: r.k.contact, Source: r.s.source(), Failed: r.failures})
+			}
+			if r.s.video() {
+				r.pli()
+			}
+			return false
+		}
+		r.c.decrypted.Add(1)
+		r.failures = 0
+	} else {
+		out = bytes.Clone(frame)
+	}
+	r.k.peerFrame(r.s)
+	if !r.sinkOK {
+		return true
+	}
+	if err := r.k.deliverFrame(r.s, out); err != nil {
+		r.sinkOK = false
+		r.k.events.Push(&MediaErrorEvent{Contact: r.k.contact, Source: r.s.source(), Err: err})
+	}
+	return true
 }
 
 // deliverFrame hands one decrypted frame to stream s's sink.

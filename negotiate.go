@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/smpcall/smpcall/internal/framecrypt"
+	"github.com/smpcall/smpcall/internal/jitter"
 	"github.com/smpcall/smpcall/internal/jsonfield"
 	"github.com/smpcall/smpcall/internal/rtcpayload"
 )
@@ -24,6 +26,10 @@ const (
 	opusPayloadType = 111
 	vp8PayloadType  = 96
 )
+
+// nackInterval is how often pion's NACK generator asks for missing
+// packets; the receive buffers' wait is computed from it.
+const nackInterval = jitter.DefaultNACKInterval
 
 // protocolErr marks an error about what the peer or the core sent.
 func protocolErr(format string, args ...any) error {
@@ -50,7 +56,14 @@ func (k *Call) newPeerConnection() error {
 		return err
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	// NACKs every 20 ms (pion: 100 ms), so that a lost packet's
+	// retransmission arrives within the receive buffer's wait; at most as
+	// many per packet as fit in the longest wait (pion: unlimited, which
+	// NACKs Chrome's padding, never resent, forever).
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir, webrtc.WithNackGeneratorOptions(
+		nack.GeneratorInterval(nackInterval),
+		nack.GeneratorMaxNacksPerPacket(uint16(jitter.DefaultMaxWait/nackInterval)),
+	)); err != nil {
 		return err
 	}
 	var se webrtc.SettingEngine

@@ -17,6 +17,7 @@ type streamCounters struct {
 	decrypted, decryptFailed, framesLost atomic.Uint64
 	keyFramesReceived, keyFrameRequests  atomic.Uint64
 	pliSent                              atomic.Uint64
+	packetsRecovered, packetsLate        atomic.Uint64
 
 	// Peer media detection: when the peer's last frame came, and whether
 	// the source is considered on.
@@ -37,8 +38,14 @@ type StreamStats struct {
 	// Decrypted counts frames that passed authentication; DecryptFailed
 	// frames that did not (dropped, never delivered).
 	Decrypted, DecryptFailed uint64
-	// FramesLost counts video frames dropped because packets were missing.
+	// FramesLost counts frames given up because packets were missing (for
+	// video also the delta frames dropped until the next key frame, which
+	// could not be decoded).
 	FramesLost uint64
+	// PacketsRecovered counts packets that arrived out of order or were
+	// retransmitted after a NACK in time to be used; PacketsLate those that
+	// came after their frame had been given up.
+	PacketsRecovered, PacketsLate uint64
 	// KeyFramesReceived counts received VP8 key frames.
 	KeyFramesReceived uint64
 	// KeyFrameRequests counts PLI/FIR received from the peer; PLISent those we sent.
@@ -75,6 +82,7 @@ func (k *Call) Stats() CallStats {
 			FramesReceived: c.framesReceived.Load(), BytesReceived: c.bytesReceived.Load(),
 			Decrypted: c.decrypted.Load(), DecryptFailed: c.decryptFailed.Load(), FramesLost: c.framesLost.Load(),
 			KeyFramesReceived: c.keyFramesReceived.Load(), KeyFrameRequests: c.keyFrameRequests.Load(), PLISent: c.pliSent.Load(),
+			PacketsRecovered: c.packetsRecovered.Load(), PacketsLate: c.packetsLate.Load(),
 		}
 	}
 	if sess := k.session.Load(); sess != nil && !k.over.Load() {

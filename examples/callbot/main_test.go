@@ -436,7 +436,7 @@ func TestCallbotReconnects(t *testing.T) {
 	proxy := testnet.NewCutProxy(t, urls["bot"])
 	b := startBot(t, "-url", proxy.URL, "-out", t.TempDir(), "-max", "5s")
 	proxy.Cut()
-	require.Eventually(t, func() bool { return strings.Contains(b.log.String(), "reconnected to the chat core") }, 15*time.Second, 20*time.Millisecond, "log:\n%s", b.log.String())
+	require.Eventually(t, func() bool { return strings.Contains(b.log.String(), "chat core connection restored") }, 15*time.Second, 20*time.Millisecond, "log:\n%s", b.log.String())
 
 	alice, at := client(t, urls["alice"])
 	bot, err := at.ContactByName(context.Background(), "bot")

@@ -46,11 +46,15 @@ func StartTURN(t testing.TB) Server {
 	t.Helper()
 	bin := testtool.Need(t, "turnserver", "coturn")
 	port := freeUDPPort(t)
-	minPort := 40000 + (port % 2000 * 10)
+	// 100 relay ports per server: Chrome takes one allocation per candidate
+	// per m-line (seven for a four-m-line offer here, more with a candidate
+	// pool), and allocations of a finished call linger until they expire.
+	minPort := 40000 + (port%200)*100
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin,
 		"-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", fmt.Sprintf("--listening-port=%d", port),
-		fmt.Sprintf("--min-port=%d", minPort), fmt.Sprintf("--max-port=%d", minPort+9),
+		fmt.Sprintf("--min-port=%d", minPort), fmt.Sprintf("--max-port=%d", minPort+99),
+		"--no-tcp", "--no-tcp-relay", // UDP only: its TCP listener could clash with another process's port
 		"--lt-cred-mech", "--user=smpcall:test-secret", "--realm=smpcall.test",
 		"--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers", "--log-file=stdout", "--simple-log",
 		"--pidfile=/dev/null", "--no-multicast-peers", "--userdb="+filepath.Join(t.TempDir(), "turndb"))
