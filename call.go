@@ -139,7 +139,12 @@ type loopState struct {
 	connectTimer *time.Timer
 	peerTick     *time.Ticker
 	connected    bool
-	ended        bool
+	// peerReconnect: the peer announced the ICE-restart extension.
+	peerReconnect bool
+	reconnecting  bool
+	budget        *time.Timer
+	restart       restartState
+	ended         bool
 	reason       EndReason
 	err          error
 	snap         callSnapshot
@@ -148,11 +153,12 @@ type loopState struct {
 // callSnapshot is what readers of a Call see; the loop publishes a new
 // copy whenever it changes.
 type callSnapshot struct {
-	info        ConnectionInfo
-	encrypted   bool
-	connectedAt time.Time
-	reason      EndReason
-	err         error
+	info         ConnectionInfo
+	encrypted    bool
+	connectedAt  time.Time
+	reconnecting bool
+	reason       EndReason
+	err          error
 }
 
 // messages to the loop
@@ -223,10 +229,13 @@ func (k *Call) Events() <-chan Event { return k.events.C() }
 // the moment Connected is closed, even while the "connected" status is
 // still on its way to the core.
 func (k *Call) State() CallState {
+	snap := k.snap.Load()
 	switch {
 	case k.over.Load():
 		return StateEnded
-	case !k.snap.Load().connectedAt.IsZero():
+	case snap.reconnecting:
+		return StateReconnecting
+	case !snap.connectedAt.IsZero():
 		return StateConnected
 	}
 	return k.sig.state()
@@ -367,6 +376,14 @@ func (k *Call) run() {
 			}
 		case now := <-tickerC(k.loop.peerTick):
 			k.checkPeerMedia(now)
+		case <-timerC(k.loop.budget):
+			k.loop.budget = nil
+			k.terminate(ReasonReconnectGaveUp, errReconnectGaveUp)
+		case <-timerC(k.loop.restart.attempt):
+			k.startRestart()
+		case <-timerC(k.loop.restart.batchTime):
+			k.loop.restart.batchTime = nil
+			k.sendRestart()
 		}
 	}
 }
@@ -486,7 +503,7 @@ func (k *Call) finish() {
 	if !k.loop.ended {
 		k.terminate(ReasonInternalError, errors.New("smpcall: call loop exited"))
 	}
-	for _, t := range []*time.Timer{k.loop.batch.initialTimer, k.loop.connectTimer} {
+	for _, t := range []*time.Timer{k.loop.batch.initialTimer, k.loop.connectTimer, k.loop.budget, k.loop.restart.attempt, k.loop.restart.batchTime} {
 		if t != nil {
 			t.Stop()
 		}

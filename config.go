@@ -98,12 +98,28 @@ type Config struct {
 	// between MinMessageSize and MaxMessageSize.
 	MaxMessageSize int
 	// SettingEngine, if set, configures pion for every call (network
-	// interfaces, vnet, timeouts). Tests use it to stay on loopback. It is
-	// copied; later changes have no effect. Default: pion's defaults.
+	// interfaces, vnet, UDP mux). Tests use it to stay on loopback. It is
+	// copied; later changes have no effect. The SDK sets its own ICE
+	// timeouts on the copy (see ReconnectBudget) and the acceptance waits
+	// (see ICEAcceptance). Default: pion's defaults.
 	SettingEngine *webrtc.SettingEngine
 	// DecryptFailureThreshold is how many consecutive frames of one stream
 	// must fail to decrypt before a DecryptFailingEvent. Default 5.
 	DecryptFailureThreshold int
+	// ReconnectBudget is how long an established call whose connection
+	// dropped (a network change, a NAT rebinding, a lost TURN allocation)
+	// may take to recover before it ends with ReasonReconnectGaveUp.
+	// Meanwhile the call is StateReconnecting. Default 60 s (the budget of
+	// the extension, protocol §6.8); Never: end as soon as the connection
+	// drops, as the SimpleX apps do.
+	ReconnectBudget time.Duration
+	// DisableReconnectExtension stops the SDK from announcing and using the
+	// ICE-restart extension (protocol §6.8). By default the SDK announces it
+	// in its offer or answer ("smpReconnect": 1, a key every known parser
+	// ignores) and, with a peer that announced it too, restarts ICE over
+	// x.call.extra when the connection drops. Restart messages are never
+	// sent to a peer that did not announce it. Default false.
+	DisableReconnectExtension bool
 	// PeerMediaTimeout is how long a peer's source may send no frames
 	// before a PeerMediaEvent says it is off. Default 3 s, as the SimpleX
 	// apps (protocol §6.4); Never: no detection.
@@ -157,6 +173,7 @@ const (
 	defaultMaxMessageSize   = 13000
 	defaultDecryptThreshold = 5
 	defaultPeerMediaTimeout = 3 * time.Second
+	defaultReconnectBudget  = 60 * time.Second
 )
 
 // resolve checks cfg and returns it with the defaults filled in. A nil cfg
@@ -196,6 +213,7 @@ func (c *Config) resolve() (Config, error) {
 	timer(&v.ConnectTimeout, defaultConnectTimeout)
 	timer(&v.SignalingTimeout, defaultSignalingTimeout)
 	timer(&v.PeerMediaTimeout, defaultPeerMediaTimeout)
+	timer(&v.ReconnectBudget, defaultReconnectBudget)
 	switch v.Busy {
 	case BusyRing, BusyDeclineLocally, BusyDeclineWithEnd:
 	default:

@@ -34,6 +34,10 @@ type iceBatch struct {
 func (b *iceBatch) start(delay time.Duration) { b.initialTimer = time.NewTimer(delay) }
 
 func (k *Call) onCandidate(c *webrtc.ICECandidate) {
+	if k.loop.restart.gen > 0 {
+		k.onRestartCandidate(c)
+		return
+	}
 	b := &k.loop.batch
 	if c == nil {
 		b.gatherDone = true
@@ -49,12 +53,20 @@ func (k *Call) onCandidate(c *webrtc.ICECandidate) {
 		}
 		return
 	}
+	if cand, ok := payloadCandidate(c); ok {
+		b.pending = append(b.pending, cand)
+	}
+}
+
+// payloadCandidate is c in the payload's form (protocol §6.2). With
+// BUNDLE every candidate belongs to the first m-line.
+func payloadCandidate(c *webrtc.ICECandidate) (rtcpayload.Candidate, bool) {
 	ice, err := c.ToICE()
 	if err != nil {
-		return
+		return rtcpayload.Candidate{}, false
 	}
 	mid, idx := "0", uint16(0)
-	b.pending = append(b.pending, rtcpayload.Candidate{Candidate: "candidate:" + ice.Marshal(), SDPMid: &mid, SDPMLineIndex: &idx})
+	return rtcpayload.Candidate{Candidate: "candidate:" + ice.Marshal(), SDPMid: &mid, SDPMLineIndex: &idx}, true
 }
 
 // sendInitial queues the offer or answer with as many gathered candidates
@@ -72,7 +84,10 @@ func (k *Call) sendInitial() {
 	if incoming {
 		typ = "offer"
 	}
-	rtcSession, err := rtcpayload.EncodeSession(rtcpayload.Session{Type: typ, SDP: k.loop.localDesc.SDP})
+	// Announce the ICE-restart extension (protocol §6.8): every known parser
+	// ignores the key, and two peers that both announce it survive network
+	// changes.
+	rtcSession, err := rtcpayload.EncodeSession(rtcpayload.Session{Type: typ, SDP: k.loop.localDesc.SDP, Reconnect: !k.cfg.DisableReconnectExtension})
 	if err != nil {
 		k.terminate(ReasonInternalError, err)
 		return
@@ -84,7 +99,7 @@ func (k *Call) sendInitial() {
 			return WebRTCCallOffer{CallType: callType, RTCSession: s}
 		}
 		return s
-	})
+	}, rtcpayload.EncodeCandidates)
 	if err != nil {
 		k.terminate(ReasonInternalError, fmt.Errorf("%s: %w", typ, err))
 		return
@@ -109,9 +124,7 @@ func (k *Call) sendInitial() {
 func (k *Call) flushExtras(final bool) {
 	b := &k.loop.batch
 	for len(b.pending) > 0 {
-		n, cands, err := k.fit(b.pending, func(cands string) any {
-			return WebRTCExtraInfo{RTCIceCandidates: cands}
-		})
+		n, cands, err := k.fit(b.pending, extraInfo, rtcpayload.EncodeCandidates)
 		if err != nil || n == 0 {
 			k.log.Warn("smpcall: candidate too large for a message; dropped", "err", err)
 			b.pending = b.pending[1:]
@@ -126,12 +139,15 @@ func (k *Call) flushExtras(final bool) {
 	}
 }
 
-// fit returns how many of cands fit, with the payload built by build, into
-// one chat message of at most MaxMessageSize bytes, and their encoding.
-func (k *Call) fit(cands []rtcpayload.Candidate, build func(string) any) (int, string, error) {
+func extraInfo(cands string) any { return WebRTCExtraInfo{RTCIceCandidates: cands} }
+
+// fit returns how many of cands fit into one chat message of at most
+// MaxMessageSize bytes, and their encoding: encode turns candidates into
+// the payload string, build wraps it in the command's argument.
+func (k *Call) fit(cands []rtcpayload.Candidate, build func(string) any, encode func([]rtcpayload.Candidate) (string, error)) (int, string, error) {
 	limit := k.cfg.MaxMessageSize
 	for n := len(cands); n >= 0; n-- {
-		enc, err := rtcpayload.EncodeCandidates(cands[:n])
+		enc, err := encode(cands[:n])
 		if err != nil {
 			return 0, "", err
 		}

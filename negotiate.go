@@ -70,6 +70,9 @@ func (k *Call) newPeerConnection() error {
 	if cfg.SettingEngine != nil {
 		se = *cfg.SettingEngine
 	}
+	// A silent path counts as interrupted after pathTimeout; ICE gives up
+	// (deleting its candidates) only when the reconnection budget is spent.
+	se.SetICETimeouts(pathTimeout, max(cfg.ReconnectBudget, pathTimeout), keepalive)
 	acc := DefaultICEAcceptance
 	switch {
 	case cfg.ICEAcceptance != nil:
@@ -201,6 +204,7 @@ func (k *Call) onOffer(ev *CallOfferEvent) error {
 		return protocolErr("apply offer: %w", err)
 	}
 	k.loop.remoteSet = true
+	k.loop.peerReconnect = sess.Reconnect
 	k.addRemote(cands)
 	if err := k.attachAnswerTracks(); err != nil {
 		return err
@@ -298,6 +302,7 @@ func (k *Call) onAnswer(ev *CallAnswerEvent) error {
 		return protocolErr("apply answer: %w", err)
 	}
 	k.loop.remoteSet = true
+	k.loop.peerReconnect = sess.Reconnect
 	k.addRemote(k.loop.remoteQueue)
 	k.loop.remoteQueue = nil
 	k.addRemote(cands)
@@ -311,7 +316,7 @@ const maxQueuedRemote = 256
 func (k *Call) onExtra(ev *CallExtraInfoEvent) {
 	cands, err := rtcpayload.DecodeCandidates(ev.ExtraInfo.RTCIceCandidates)
 	if errors.Is(err, rtcpayload.ErrNotCandidateList) {
-		k.log.Info("smpcall: ignoring ICE-restart extra (not supported)")
+		k.onRestartMessage(ev.ExtraInfo.RTCIceCandidates)
 		return
 	}
 	if err != nil {
@@ -342,6 +347,25 @@ func (k *Call) addRemote(cands []rtcpayload.Candidate) {
 // --- connection state ----------------------------------------------------
 
 func (k *Call) onConnState(s webrtc.PeerConnectionState) {
+	if k.loop.connected {
+		// An established call: the core hears nothing of interruptions
+		// (protocol §6.8); "disconnected" would end its call item for good
+		// (protocol §9), and the end of the call reports the outcome.
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			k.onPathUp()
+		case webrtc.PeerConnectionStateDisconnected:
+			k.onPathDown()
+		case webrtc.PeerConnectionStateFailed:
+			k.onPathDown()
+			if k.reconnectable() && k.Incoming() {
+				k.scheduleRestart(restartRetry) // this attempt's checks ran out; try again soon
+			} else if !k.reconnectable() {
+				k.terminate(ReasonReconnectGaveUp, errReconnectGaveUp)
+			}
+		}
+		return
+	}
 	var status WebRTCCallStatus
 	switch s {
 	case webrtc.PeerConnectionStateConnecting:
@@ -351,11 +375,7 @@ func (k *Call) onConnState(s webrtc.PeerConnectionState) {
 	case webrtc.PeerConnectionStateFailed:
 		status = StatusFailed
 	default:
-		// new and closed: the core accepts only four words. disconnected is
-		// not reported: ICE often recovers, but the core would close an
-		// in-progress item for good ("ended", protocol §9); failed or the
-		// end of the call reports it instead.
-		return
+		return // new, disconnected, closed: the core accepts only four words
 	}
 	k.out.push(sigCmd{kind: sigStatus, status: status})
 	switch s {
@@ -364,6 +384,19 @@ func (k *Call) onConnState(s webrtc.PeerConnectionState) {
 	case webrtc.PeerConnectionStateFailed:
 		k.terminate(ReasonConnectionFailed, ErrConnectionFailed)
 	}
+}
+
+// selectedPair describes the path the call uses now.
+func (k *Call) selectedPair() ConnectionInfo {
+	for _, tr := range k.loop.pc.GetTransceivers() {
+		if s := tr.Sender(); s != nil && s.Transport() != nil {
+			pair, err := s.Transport().ICETransport().GetSelectedCandidatePair()
+			if i, err2 := connectionInfo(pair); err == nil && err2 == nil {
+				return i
+			}
+		}
+	}
+	return ConnectionInfo{}
 }
 
 func (k *Call) onConnected() {
@@ -375,16 +408,7 @@ func (k *Call) onConnected() {
 		k.loop.connectTimer.Stop()
 		k.loop.connectTimer = nil
 	}
-	var info ConnectionInfo
-	for _, tr := range k.loop.pc.GetTransceivers() {
-		if s := tr.Sender(); s != nil && s.Transport() != nil {
-			pair, err := s.Transport().ICETransport().GetSelectedCandidatePair()
-			if i, err2 := connectionInfo(pair); err == nil && err2 == nil {
-				info = i
-				break
-			}
-		}
-	}
+	info := k.selectedPair()
 	k.loop.snap.info = info
 	k.loop.snap.connectedAt = time.Now()
 	k.publish()

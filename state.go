@@ -32,6 +32,10 @@ const (
 	StateConnected
 	// StateEnded: the call is over; it is forgotten right after this state is announced.
 	StateEnded
+	// StateReconnecting: an established high-level call lost its connection
+	// and is recovering it (Call.State and the Call's CallStateEvents only;
+	// the Client and the core still see the call as connected, protocol §6.8).
+	StateReconnecting
 )
 
 var stateNames = [...]string{
@@ -39,6 +43,7 @@ var stateNames = [...]string{
 	StateNegotiated: "negotiated", StateInvitationReceived: "invitationReceived",
 	StateInvitationAccepted: "invitationAccepted", StateOfferSent: "offerSent",
 	StateAnswerReceived: "answerReceived", StateConnected: "connected", StateEnded: "ended",
+	StateReconnecting: "reconnecting",
 }
 
 // String returns the state's name as the apps use it, e.g. "invitationSent".

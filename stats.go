@@ -102,6 +102,9 @@ func (k *Call) Stats() CallStats {
 		}
 	}
 	snap := k.snap.Load()
+	if snap.reconnecting {
+		st.RTT = 0 // the last measurement says nothing about a path that is down
+	}
 	if !snap.connectedAt.IsZero() {
 		st.Duration = time.Since(snap.connectedAt)
 	}
