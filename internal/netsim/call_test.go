@@ -172,3 +172,50 @@ func TestLinkCutDisconnectsAndRestoreReconnects(t *testing.T) {
 		}
 	})
 }
+
+// restartICE runs an ICE restart from A over the in-process signaling.
+func (rp *rawPair) restartICE(t *testing.T) {
+	t.Helper()
+	a, b := rp.peers[A], rp.peers[B]
+	for _, p := range rp.peers {
+		p.mu.Lock()
+		p.remoteSet = false // hold the new candidates until the new description
+		p.mu.Unlock()
+	}
+	offer, err := a.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	require.NoError(t, err)
+	require.NoError(t, a.pc.SetLocalDescription(offer))
+	require.NoError(t, b.setRemote(offer))
+	answer, err := b.pc.CreateAnswer(nil)
+	require.NoError(t, err)
+	require.NoError(t, b.pc.SetLocalDescription(answer))
+	require.NoError(t, a.setRemote(answer))
+}
+
+// A NAT rebinding kills a pion call until an ICE restart: the peer keeps
+// sending to the dead address (pion does not move the selected pair to
+// the peer-reflexive candidate the rebound side's checks create, with or
+// without renomination), and with a port-restricted NAT on the other side
+// the rebound side's checks do not even get in.
+func TestRebindDuringCallNeedsICERestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNet(t, Profile{Delay: 30 * time.Millisecond, NATA: NATAddressPortDependent, NATB: NATAddressPortDependent, TURN: true}, 1)
+		rp, _, err := connectRaw(callCtx(t), n, RawOptions{})
+		require.NoError(t, err)
+		defer rp.close()
+		logs := [2]*stateLog{watch(rp.peers[A].pc), watch(rp.peers[B].pc)}
+
+		require.NoError(t, n.Rebind(A))
+		for _, l := range logs {
+			l.waitFor(t, webrtc.PeerConnectionStateDisconnected, 20*time.Second)
+		}
+		rp.restartICE(t)
+		for _, l := range logs {
+			l.waitFor(t, webrtc.PeerConnectionStateConnected, 20*time.Second)
+		}
+		time.Sleep(10 * time.Second)
+		for _, p := range rp.peers {
+			require.Equal(t, webrtc.PeerConnectionStateConnected, p.pc.ConnectionState(), "side %v stays connected", p.side)
+		}
+	})
+}

@@ -19,6 +19,10 @@ const (
 	// ipv4UDPOverhead is what a packet costs on the wire beyond its payload
 	// (RFC 791 and RFC 768 headers), counted against Bandwidth.
 	ipv4UDPOverhead = 28
+	// maxInFlight bounds an uplink without a bandwidth cap (where
+	// QueueLimit does not apply): a sender that outpaces Delay by this many
+	// packets has the excess dropped as queue drops.
+	maxInFlight = 1 << 16
 )
 
 // packet is a datagram on an uplink between the side's write and its
@@ -95,12 +99,13 @@ func (l *uplink) send(c *conn, data []byte, dst *net.UDPAddr) {
 		return
 	}
 	loss := l.p.Loss
-	if loss.BurstEnter > 0 {
-		if l.bad {
-			l.bad = uState >= loss.BurstExit
-		} else {
-			l.bad = uState < loss.BurstEnter
-		}
+	switch {
+	case loss.BurstEnter == 0: // no burst model (SetProfile may have removed it)
+		l.bad = false
+	case l.bad:
+		l.bad = uState >= loss.BurstExit
+	default:
+		l.bad = uState < loss.BurstEnter
 	}
 	burstLoss := loss.BurstLoss
 	if burstLoss == 0 {
@@ -118,6 +123,11 @@ func (l *uplink) send(c *conn, data []byte, dst *net.UDPAddr) {
 		return
 	}
 
+	if len(l.q) >= maxInFlight {
+		l.st.QueueDrops++
+		l.mu.Unlock()
+		return
+	}
 	now := time.Now()
 	depart := now
 	if l.p.Bandwidth > 0 {
@@ -268,8 +278,8 @@ func (l *uplink) setUp(up bool) {
 	l.down = !up
 }
 
-// isUp is what the side's sockets ask for each received packet; a packet
-// arriving while the link is down is counted and discarded.
+// acceptInbound is what the side's sockets ask for each received packet:
+// a packet arriving while the link is down is counted and discarded.
 func (l *uplink) acceptInbound() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()

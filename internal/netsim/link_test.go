@@ -475,3 +475,38 @@ func TestProfileValidation(t *testing.T) {
 		require.Equal(t, 2*time.Millisecond, got.Delay)
 	})
 }
+
+func TestUplinkInFlightIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNet(t, Profile{Delay: time.Second}, 1)
+		a, b := sideSocket(t, n, A), sideSocket(t, n, B)
+		t.Cleanup(func() { _ = b.Close() })
+		const extra = 1000
+		for i := range maxInFlight + extra {
+			sendSeq(t, a, uint32(i), 12, publicAddr(n, B, b))
+		}
+		st := n.Stats().A
+		require.Equal(t, uint64(maxInFlight), st.InFlight)
+		require.Equal(t, uint64(extra), st.QueueDrops)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		st = n.Stats().A
+		require.Zero(t, st.InFlight)
+		require.Equal(t, uint64(maxInFlight), st.Delivered)
+	})
+}
+
+func TestSetProfileChangesLossAtRunTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Enter the bad state at once and (practically) never leave it.
+		n := newNet(t, Profile{Loss: Loss{BurstEnter: 1, BurstExit: 1e-9}}, 1)
+		a, b := sideSocket(t, n, A), sideSocket(t, n, B)
+		rb := receive(t, b)
+		blast(t, a, publicAddr(n, B, b), 500)
+		require.Empty(t, rb.drain(), "everything lost in the bad state")
+		require.NoError(t, n.SetProfile(Profile{}))
+		blast(t, a, publicAddr(n, B, b), 500)
+		require.Len(t, rb.drain(), 500, "the burst model is gone, and its state with it")
+		require.Equal(t, uint64(500), n.Stats().A.BurstLost)
+	})
+}

@@ -16,7 +16,8 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Side names one of the two parties of a call.
+// Side names one of the two parties of a call. Net's methods panic on
+// values other than A and B (a programming error in a test).
 type Side int
 
 const (
@@ -470,7 +471,7 @@ type LinkStats struct {
 	// dropped in the Gilbert-Elliott bad state (and not also by Random).
 	Lost, BurstLost uint64
 	// QueueDrops counts packets dropped because the bandwidth-cap queue was
-	// full.
+	// full, or because 65536 packets were already in flight on the uplink.
 	QueueDrops uint64
 	// DownDrops counts uplink packets dropped because the link was down.
 	DownDrops uint64

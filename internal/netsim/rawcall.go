@@ -52,11 +52,12 @@ type RawResult struct {
 	ICEConnected time.Duration
 	// Setup is when both PeerConnections were connected (ICE and DTLS).
 	Setup time.Duration
-	// Pair is each side's selected candidate pair, "local→remote" by
-	// candidate type, e.g. "srflx→relay".
+	// Pair is each side's (indexed by Side) selected candidate pair,
+	// "local→remote" by candidate type, e.g. "srflx→relay".
 	Pair [2]string
-	// Media counts, per sending side, the frames sent and the frames the
-	// other side received complete (after NACK retransmissions).
+	// Media counts, per sending side (indexed by Side), the frames sent and
+	// the frames the other side received complete (after NACK
+	// retransmissions).
 	Media [2]MediaCount
 }
 
@@ -68,8 +69,8 @@ type MediaCount struct {
 
 // RawCall runs a call between two plain pion PeerConnections on n — pion's
 // default codecs and interceptors, pion's default ICE and DTLS settings
-// except for the simulated network (Net.SettingEngine) and
-// opts.Configure — as the baseline the SDK's calls are compared with. A
+// except for the simulated network (Net.SettingEngine), a silent logger
+// and opts.Configure — as the baseline the SDK's calls are compared with. A
 // offers (and so is the ICE-controlling agent), B answers; both offer an
 // audio and a video track, like the SDK. Signaling is in-process and
 // instantaneous; candidates are trickled (each candidate is added to the
