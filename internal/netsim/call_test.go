@@ -219,3 +219,24 @@ func TestRebindDuringCallNeedsICERestart(t *testing.T) {
 		}
 	})
 }
+
+// pion's own RTT measurement (the selected pair's STUN round trip) sees
+// exactly twice the one-way delay, in virtual time.
+func TestPionMeasuresTheDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNet(t, Profile{Delay: 125 * time.Millisecond, NATA: NATAddressPortDependent, TURN: true}, 1)
+		rp, _, err := connectRaw(callCtx(t), n, RawOptions{})
+		require.NoError(t, err)
+		defer rp.close()
+		time.Sleep(5 * time.Second) // a few consent checks
+		for _, p := range rp.peers {
+			var rtt float64
+			for _, s := range p.pc.GetStats() {
+				if cp, ok := s.(webrtc.ICECandidatePairStats); ok && cp.Nominated {
+					rtt = cp.CurrentRoundTripTime
+				}
+			}
+			require.InDelta(t, 0.250, rtt, 1e-9, "side %v", p.side)
+		}
+	})
+}

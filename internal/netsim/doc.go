@@ -62,5 +62,7 @@
 //
 // Net's methods are safe for concurrent use; its sockets behave like
 // kernel UDP sockets (WriteTo never blocks). RawCall may run concurrently
-// on one Net. Close stops every goroutine the package started.
+// on one Net. Close stops every goroutine the package started. Profile,
+// Loss, Stats, LinkStats, RawOptions, RawResult and MediaCount are plain
+// values.
 package netsim
