@@ -2,6 +2,7 @@ package smpcall
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -22,7 +23,13 @@ const MessageOverhead = 256
 // every ICE.ExtrasInterval until ICE.ExtrasTimeout after the first batch.
 // Owned by the call's loop.
 type iceBatch struct {
-	pending      []rtcpayload.Candidate
+	pending []rtcpayload.Candidate
+	// expect are the candidate types this side will gather (from its ICE
+	// servers and policy); have those seen so far. When every expected type
+	// is there the first batch goes out at once: pion's "gathering complete"
+	// can take seconds (a STUN request on an interface that cannot reach
+	// the server times out), and what comes later still trickles as extras.
+	expect, have candTypes
 	gatherDone   bool
 	initialSent  bool
 	extrasEnd    time.Time
@@ -32,6 +39,48 @@ type iceBatch struct {
 
 // start arms the initial-batch timer once the local description exists.
 func (b *iceBatch) start(delay time.Duration) { b.initialTimer = time.NewTimer(delay) }
+
+// candTypes is a set of ICE candidate types.
+type candTypes uint8
+
+const (
+	candHost candTypes = 1 << iota
+	candSrflx
+	candRelay
+)
+
+// expectedTypes are the candidate types pion gathers with these servers
+// and this policy: relays from TURN servers, server-reflexive addresses from
+// STUN servers, and host addresses unless only relays are allowed.
+func expectedTypes(servers []ICEServer, relayOnly bool) candTypes {
+	var t candTypes
+	if !relayOnly {
+		t |= candHost
+	}
+	for _, s := range servers {
+		for _, u := range s.URLs {
+			switch {
+			case strings.HasPrefix(u, "turn"):
+				t |= candRelay
+			case strings.HasPrefix(u, "stun") && !relayOnly:
+				t |= candSrflx
+			}
+		}
+	}
+	return t
+}
+
+func typeOf(c *webrtc.ICECandidate) candTypes {
+	switch c.Typ {
+	case webrtc.ICECandidateTypeHost:
+		return candHost
+	case webrtc.ICECandidateTypeSrflx:
+		return candSrflx
+	case webrtc.ICECandidateTypeRelay:
+		return candRelay
+	}
+	return 0
+}
 
 func (k *Call) onCandidate(c *webrtc.ICECandidate) {
 	if k.loop.restart.gen > 0 {
@@ -55,6 +104,11 @@ func (k *Call) onCandidate(c *webrtc.ICECandidate) {
 	}
 	if cand, ok := payloadCandidate(c); ok {
 		b.pending = append(b.pending, cand)
+		b.have |= typeOf(c)
+		if !b.initialSent && k.loop.localDesc != nil && b.expect != 0 && b.have&b.expect == b.expect {
+			stopTimer(&b.initialTimer)
+			k.sendInitial()
+		}
 	}
 }
 

@@ -185,13 +185,14 @@ type matrixRow struct {
 	decryptFailed         uint64
 	netLost, packetsLost  uint64
 	recovered, framesLost uint64
+	late                  uint64
 	videoPct, audioPct    float64
 }
 
 func (r matrixRow) String() string {
-	return fmt.Sprintf("| %s | %v | %d ms | %s | %d/%d (%.1f %%) | %d/%d (%.1f %%) | %d | %d | %d | %d | %d |",
+	return fmt.Sprintf("| %s | %v | %d ms | %s | %d/%d (%.1f %%) | %d/%d (%.1f %%) | %d | %d | %d | %d | %d | %d |",
 		r.profile, r.connected, r.setup.Milliseconds(), r.path, r.videoGot, r.videoSent, r.videoPct, r.audioGot, r.audioSent, r.audioPct,
-		r.decryptFailed, r.netLost, r.packetsLost, r.recovered, r.framesLost)
+		r.decryptFailed, r.netLost, r.packetsLost, r.recovered, r.late, r.framesLost)
 }
 
 // matrixProfiles are the issue's profiles plus reordering alone.
@@ -202,8 +203,9 @@ func matrixProfiles() []netsim.Profile {
 	return ps
 }
 
-// TestNetworkMatrix runs an encrypted video call (30 frames/s of 3 KB video
-// and 50 frames/s of audio each way, 10 s) over every simulated network
+// TestNetworkMatrix runs an encrypted video call (30 frames/s of 3 KB video,
+// 800 B under a bandwidth cap, and 50 frames/s of audio each way, 10 s)
+// over every simulated network
 // profile in virtual time: the call connects, frames flow both ways,
 // every one decrypts, what arrives is byte-identical and in order, and the
 // stats show the loss the network caused. `go test -run TestNetworkMatrix
@@ -213,8 +215,17 @@ func TestNetworkMatrix(t *testing.T) {
 	for _, p := range matrixProfiles() {
 		t.Run(p.Name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				sc := startSimCall(t, p, simOptions{seed: 1, frames: 10 * time.Second})
+				o := simOptions{seed: 1, frames: 10 * time.Second}
+				if p.Bandwidth > 0 {
+					// An encoder adapts to the path; a fixed source must fit it:
+					// 500-byte frames at 30/s and the audio come to about
+					// 230 kbit/s on the wire (headers and the frame trailer
+					// included).
+					o.videoSize = 250
+				}
+				sc := startSimCall(t, p, o)
 				time.Sleep(12 * time.Second) // the media, and time for the last retransmissions
+				t.Logf("%s: RTT seen by alice %v, bob %v", p.Name, sc.alice.call.Stats().RTT, sc.bob.call.Stats().RTT)
 				row := matrixRow{profile: p.Name, connected: true, setup: sc.setup, path: sc.alice.call.ConnectionInfo().LocalType + "/" + sc.alice.call.ConnectionInfo().RemoteType}
 				for _, pair := range [][2]*simSide{{sc.alice, sc.bob}, {sc.bob, sc.alice}} {
 					from, to := pair[0], pair[1]
@@ -226,6 +237,7 @@ func TestNetworkMatrix(t *testing.T) {
 					for _, s := range st.Streams {
 						row.decryptFailed += s.DecryptFailed
 						row.recovered += s.PacketsRecovered
+						row.late += s.PacketsLate
 						row.framesLost += s.FramesLost
 						if s.PacketsLost > 0 {
 							row.packetsLost += uint64(s.PacketsLost)
@@ -255,8 +267,8 @@ func TestNetworkMatrix(t *testing.T) {
 			})
 		})
 	}
-	t.Log("| profile | connected | setup | path (alice) | video delivered | audio delivered | decrypt failures | packets lost by the network | lost seen by receivers (RTP) | packets recovered | frames given up |")
-	t.Log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	t.Log("| profile | connected | setup | path (alice) | video delivered | audio delivered | decrypt failures | packets lost by the network | lost seen by receivers (RTP) | packets recovered | packets too late | frames given up |")
+	t.Log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range rows {
 		t.Log(r.String())
 	}

@@ -62,7 +62,9 @@ type CallStats struct {
 	Streams [numStreams]StreamStats
 	// Duration is the time since the call connected (0 before).
 	Duration time.Duration
-	// RTT is the round-trip time of the selected ICE candidate pair (0 until measured).
+	// RTT is the round-trip time from the peer's RTCP reports, or of the
+	// selected ICE candidate pair until there is one; 0 until measured and
+	// while reconnecting.
 	RTT time.Duration
 	// Info is the selected candidate pair.
 	Info ConnectionInfo
@@ -100,6 +102,9 @@ func (k *Call) Stats() CallStats {
 				}
 			}
 		}
+	}
+	if rtt := k.rtt.Load(); rtt > 0 {
+		st.RTT = time.Duration(rtt) // from RTCP reports: it follows the media path
 	}
 	snap := k.snap.Load()
 	if snap.reconnecting {
