@@ -24,12 +24,16 @@ const MessageOverhead = 256
 // Owned by the call's loop.
 type iceBatch struct {
 	pending []rtcpayload.Candidate
-	// expect are the candidate types this side will gather (from its ICE
-	// servers and policy); have those seen so far. When every expected type
-	// is there the first batch goes out at once: pion's "gathering complete"
-	// can take seconds (a STUN request on an interface that cannot reach
-	// the server times out), and what comes later still trickles as extras.
-	expect, have candTypes
+	// expect are the candidate types the first batch waits for (host and
+	// server-reflexive addresses, or relays under relay-only), have the
+	// types gathered so far, sent the types already sent. When every
+	// expected type is there the first batch goes out at once: pion's
+	// "gathering complete" can take seconds (a STUN request on an interface
+	// that cannot reach the server times out). After it, a candidate of a
+	// type not sent yet (typically the relay, whose allocation takes two
+	// TURN round trips) goes out at once as an extra instead of waiting for
+	// the next ExtrasInterval; more of a type already sent waits for it.
+	expect, have, sent candTypes
 	gatherDone   bool
 	initialSent  bool
 	extrasEnd    time.Time
@@ -40,6 +44,20 @@ type iceBatch struct {
 // start arms the initial-batch timer once the local description exists.
 func (b *iceBatch) start(delay time.Duration) { b.initialTimer = time.NewTimer(delay) }
 
+// markSent records the types of candidates handed to the outbox.
+func (b *iceBatch) markSent(cs []rtcpayload.Candidate) {
+	for _, c := range cs {
+		switch {
+		case strings.Contains(c.Candidate, " typ host"):
+			b.sent |= candHost
+		case strings.Contains(c.Candidate, " typ srflx"):
+			b.sent |= candSrflx
+		case strings.Contains(c.Candidate, " typ relay"):
+			b.sent |= candRelay
+		}
+	}
+}
+
 // candTypes is a set of ICE candidate types.
 type candTypes uint8
 
@@ -49,23 +67,25 @@ const (
 	candRelay
 )
 
-// expectedTypes are the candidate types pion gathers with these servers
-// and this policy: relays from TURN servers, server-reflexive addresses from
-// STUN servers, and host addresses unless only relays are allowed.
-func expectedTypes(servers []ICEServer, relayOnly bool) candTypes {
+// firstBatchTypes are the candidate types the first batch waits for with
+// these servers and this policy: under relay-only the relays (there is
+// nothing else); otherwise host addresses and, with a STUN server,
+// server-reflexive ones, which take one round trip; relays follow as an
+// extra.
+func firstBatchTypes(servers []ICEServer, relayOnly bool) candTypes {
 	var t candTypes
-	if !relayOnly {
-		t |= candHost
-	}
 	for _, s := range servers {
 		for _, u := range s.URLs {
 			switch {
-			case strings.HasPrefix(u, "turn"):
+			case strings.HasPrefix(u, "turn") && relayOnly:
 				t |= candRelay
 			case strings.HasPrefix(u, "stun") && !relayOnly:
 				t |= candSrflx
 			}
 		}
+	}
+	if !relayOnly {
+		t |= candHost
 	}
 	return t
 }
@@ -104,10 +124,14 @@ func (k *Call) onCandidate(c *webrtc.ICECandidate) {
 	}
 	if cand, ok := payloadCandidate(c); ok {
 		b.pending = append(b.pending, cand)
-		b.have |= typeOf(c)
-		if !b.initialSent && k.loop.localDesc != nil && b.expect != 0 && b.have&b.expect == b.expect {
+		typ := typeOf(c)
+		b.have |= typ
+		switch {
+		case !b.initialSent && k.loop.localDesc != nil && b.expect != 0 && b.have&b.expect == b.expect:
 			stopTimer(&b.initialTimer)
 			k.sendInitial()
+		case b.initialSent && b.sent&typ == 0:
+			k.flushExtras(false) // a new kind of path: do not make the peer wait for it
 		}
 	}
 }
@@ -158,6 +182,7 @@ func (k *Call) sendInitial() {
 		k.terminate(ReasonInternalError, fmt.Errorf("%s: %w", typ, err))
 		return
 	}
+	b.markSent(b.pending[:n])
 	b.pending = b.pending[n:]
 	session := WebRTCSession{RTCSession: rtcSession, RTCIceCandidates: cands}
 	if incoming {
@@ -185,6 +210,7 @@ func (k *Call) flushExtras(final bool) {
 			continue
 		}
 		k.out.push(sigCmd{kind: sigExtra, extra: WebRTCExtraInfo{RTCIceCandidates: cands}, cands: b.pending[:n:n]})
+		b.markSent(b.pending[:n])
 		b.pending = b.pending[n:]
 	}
 	if final && b.extrasTicker != nil {

@@ -97,7 +97,7 @@ func (k *Call) newPeerConnection() error {
 		return fmt.Errorf("peer connection: %w", err)
 	}
 	k.loop.pc = pc
-	k.loop.batch.expect = expectedTypes(cfg.ICEServers, cfg.RelayOnly)
+	k.loop.batch.expect = firstBatchTypes(cfg.ICEServers, cfg.RelayOnly)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { k.post(candMsg{c}) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { k.post(connStateMsg{s}) })
 	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { k.post(trackMsg{t, r}) })
