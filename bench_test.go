@@ -8,6 +8,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/smpcall/smpcall"
+	"github.com/smpcall/smpcall/internal/testnet"
 	"github.com/smpcall/smpcall/smp"
 )
 
@@ -17,50 +18,66 @@ import (
 func BenchmarkCallSetup(b *testing.B) {
 	b.Run("raw-pion", func(b *testing.B) {
 		for b.Loop() {
-			rawPair(b)
+			rawPair(b, nil)
 		}
 	})
-	b.Run("smpcall", func(b *testing.B) {
-		n := smp.NewNetwork(nil)
-		defer n.Close()
-		ac, _ := n.AddUser("alice", nil)
-		bc, _ := n.AddUser("bob", nil)
-		bobID, aliceID, _ := n.Connect("alice", "bob")
-		alice, _ := smpcall.NewClient(ac, rtcConfig(nil))
-		defer alice.Close()
-		bob, _ := smpcall.NewClient(bc, rtcConfig(nil))
-		defer bob.Close()
-		ctx := context.Background()
+	b.Run("smpcall", func(b *testing.B) { benchSDKSetup(b, nil) })
+	// Relay-only through a real coturn on 127.0.0.1, as default-configured
+	// SimpleX apps connect: plain pion with its defaults waits 2 s before
+	// it nominates a relayed pair (BENCHMARKS.md).
+	b.Run("raw-pion-relay", func(b *testing.B) {
+		turn := testnet.StartTURN(b)
 		for b.Loop() {
-			call, err := alice.PlaceCall(ctx, bobID, &smpcall.CallOptions{Media: smpcall.MediaAudio})
-			if err != nil {
-				b.Fatal(err)
-			}
-			for ev := range bob.Events() {
-				if _, ok := ev.(*smpcall.RingingEvent); ok {
-					break
-				}
-			}
-			answer, err := bob.AcceptCall(ctx, aliceID, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			if _, err := call.WaitConnected(wctx); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := answer.WaitConnected(wctx); err != nil {
-				b.Fatal(err)
-			}
-			cancel()
-			b.StopTimer()
-			_ = call.End(ctx)
-			<-answer.Done()
-			drain(alice)
-			drain(bob)
-			b.StartTimer()
+			rawPair(b, &turn)
 		}
 	})
+	b.Run("smpcall-relay", func(b *testing.B) {
+		turn := testnet.StartTURN(b)
+		benchSDKSetup(b, func(c *smpcall.Config) {
+			c.ICEServers = []smpcall.ICEServer{{URLs: []string{turn.URL}, Username: turn.Username, Credential: turn.Credential}}
+			c.RelayOnly = true
+		})
+	})
+}
+
+func benchSDKSetup(b *testing.B, mod func(*smpcall.Config)) {
+	n := smp.NewNetwork(nil)
+	defer n.Close()
+	ac, _ := n.AddUser("alice", nil)
+	bc, _ := n.AddUser("bob", nil)
+	bobID, aliceID, _ := n.Connect("alice", "bob")
+	alice, _ := smpcall.NewClient(ac, rtcConfig(mod))
+	defer alice.Close()
+	bob, _ := smpcall.NewClient(bc, rtcConfig(mod))
+	defer bob.Close()
+	ctx := context.Background()
+	for b.Loop() {
+		call, err := alice.PlaceCall(ctx, bobID, &smpcall.CallOptions{Media: smpcall.MediaAudio})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bob.NextInvitation(ctx); err != nil {
+			b.Fatal(err)
+		}
+		answer, err := bob.AcceptCall(ctx, aliceID, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if _, err := call.WaitConnected(wctx); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := answer.WaitConnected(wctx); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+		b.StopTimer()
+		_ = call.End(ctx)
+		<-answer.Done()
+		drain(alice)
+		drain(bob)
+		b.StartTimer()
+	}
 }
 
 func drain(c *smpcall.Client) {
@@ -73,14 +90,21 @@ func drain(c *smpcall.Client) {
 	}
 }
 
-func rawPair(b *testing.B) {
+// rawPair connects two plain pion peers with pion's defaults; with turn,
+// relay-only through it.
+func rawPair(b *testing.B, turn *testnet.Server) {
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(*loopbackSettings()))
-	pa, err := api.NewPeerConnection(webrtc.Configuration{})
+	var rc webrtc.Configuration
+	if turn != nil {
+		rc.ICEServers = []webrtc.ICEServer{{URLs: []string{turn.URL}, Username: turn.Username, Credential: turn.Credential}}
+		rc.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pa, err := api.NewPeerConnection(rc)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer pa.Close()
-	pb, err := api.NewPeerConnection(webrtc.Configuration{})
+	pb, err := api.NewPeerConnection(rc)
 	if err != nil {
 		b.Fatal(err)
 	}
