@@ -17,6 +17,8 @@ type CutProxy struct {
 	URL   string
 	mu    sync.Mutex
 	conns []*websocket.Conn
+	downs []*websocket.Conn // the client sides, for Inject
+	down  bool
 	wg    sync.WaitGroup
 }
 
@@ -26,6 +28,13 @@ type CutProxy struct {
 func NewCutProxy(t testing.TB, upstream string) *CutProxy {
 	p := &CutProxy{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		refuse := p.down
+		p.mu.Unlock()
+		if refuse {
+			http.Error(w, "the network is down", http.StatusServiceUnavailable)
+			return
+		}
 		down, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -37,6 +46,7 @@ func NewCutProxy(t testing.TB, upstream string) *CutProxy {
 		}
 		p.mu.Lock()
 		p.conns = append(p.conns, down, up)
+		p.downs = append(p.downs, down)
 		p.mu.Unlock()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -73,9 +83,33 @@ func NewCutProxy(t testing.TB, upstream string) *CutProxy {
 func (p *CutProxy) Cut() {
 	p.mu.Lock()
 	conns := p.conns
-	p.conns = nil
+	p.conns, p.downs = nil, nil
 	p.mu.Unlock()
 	for _, c := range conns {
 		c.CloseNow()
 	}
+}
+
+// SetDown cuts every connection and refuses new ones until SetDown(false):
+// an outage, not just a dropped connection.
+func (p *CutProxy) SetDown(down bool) {
+	p.mu.Lock()
+	p.down = down
+	p.mu.Unlock()
+	if down {
+		p.Cut()
+	}
+}
+
+// Inject sends a text frame to every client as if the core had sent it.
+func (p *CutProxy) Inject(ctx context.Context, frame []byte) error {
+	p.mu.Lock()
+	downs := append([]*websocket.Conn(nil), p.downs...)
+	p.mu.Unlock()
+	for _, c := range downs {
+		if err := c.Write(ctx, websocket.MessageText, frame); err != nil {
+			return err
+		}
+	}
+	return nil
 }
