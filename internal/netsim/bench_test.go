@@ -46,7 +46,8 @@ func BenchmarkRawSetup(b *testing.B) {
 					seed++
 					n, err := New(b, p, seed)
 					require.NoError(b, err)
-					ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
+					// See callCtx: under heavy loss pion's DTLS can take minutes.
+					ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
 					res, err := RawCall(ctx, n, RawOptions{RelayOnly: p.RelayOnly, Configure: v.configure})
 					cancel()
 					require.NoError(b, err)

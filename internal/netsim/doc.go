@@ -37,7 +37,11 @@
 //   - do not mix in real networking (a SettingEngine without SetNet, mDNS,
 //     a real TURN server): a goroutine in a syscall is not durably blocked;
 //   - close the PeerConnections before the bubble ends (cleanups run in
-//     the bubble; register them after New so that they run before Close).
+//     the bubble; register them after New so that they run before Close),
+//     with GracefulClose: plain Close returns at once if the peer's DTLS
+//     close_notify already made pion start closing in a goroutine of its
+//     own, which then outlives the test (a data race with
+//     testing/cryptotest's cleanup showed it).
 //
 // The tests of this package run that way; benchmarks cannot (synctest
 // needs a *testing.T), so BenchmarkRawSetup measures in wall-clock time

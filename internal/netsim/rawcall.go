@@ -96,6 +96,15 @@ func RawCall(ctx context.Context, n *Net, opts RawOptions) (*RawResult, error) {
 		return nil, err
 	}
 	defer rp.close()
+	// Closing a PeerConnection in the instant it connects can deadlock
+	// pion/webrtc v4.2.26: when DTLS completes, the operation applying the
+	// description still has to start SRTP and the RTCP stream acceptor
+	// (PeerConnection.startRTP → DTLSTransport.wantSRTP, which takes the
+	// transport's lock); if Close gets the lock first (DTLSTransport.Stop),
+	// it waits for the SRTCP session's read loop, which is blocked handing
+	// the peer's first RTCP packet to the acceptor that never starts. Give
+	// pion a moment to finish applying the description.
+	time.Sleep(settle)
 	if opts.Media > 0 && (opts.Audio || opts.VideoFrameSize > 0) {
 		senders := []*rawPeer{rp.peers[A]}
 		if opts.BothWays {
@@ -116,6 +125,10 @@ func RawCall(ctx context.Context, n *Net, opts RawOptions) (*RawResult, error) {
 	}
 	return res, nil
 }
+
+// settle is how long RawCall lets pion finish its own work after the call
+// connects, before it sends media or closes (see RawCall).
+const settle = 100 * time.Millisecond
 
 // rawPair is the two connected PeerConnections of RawCall.
 type rawPair struct {
@@ -497,9 +510,13 @@ func (p *rawPeer) readTrack(tr *webrtc.TrackRemote) {
 	}
 }
 
+// close closes the PeerConnection and waits for pion's goroutines: plain
+// Close returns at once when the peer's DTLS close_notify already made
+// pion start closing in a goroutine of its own (PeerConnection's
+// internalOnCloseHandler), and that goroutine would outlive the call.
 func (p *rawPeer) close() {
 	p.closeOnce.Do(func() {
-		err := p.pc.Close()
+		err := p.pc.GracefulClose()
 		p.wg.Wait()
 		if err != nil {
 			p.fail(err)
