@@ -517,14 +517,8 @@ func (k *Call) finish() {
 	k.mediaMu.Lock()
 	k.mediaOff = true
 	k.mediaMu.Unlock()
-	if k.loop.pc != nil {
-		if err := k.loop.pc.Close(); err != nil {
-			k.log.Info("smpcall: closing peer connection", "err", err)
-		}
-	}
-	k.mediaWG.Wait()
-	if k.loop.cipher != nil {
-		k.loop.cipher.Destroy()
+	if k.closePeerConnection() && k.loop.cipher != nil {
+		k.loop.cipher.Destroy() // no media goroutine uses it any more
 	}
 	k.inSig.Close()
 	k.inCtrl.Close()
@@ -534,6 +528,39 @@ func (k *Call) finish() {
 	k.events.Close()
 	k.sig.detach()
 	close(k.done)
+}
+
+// closeTimeout bounds how long finish waits for pion to close the peer
+// connection and for the media goroutines to see it.
+const closeTimeout = 10 * time.Second
+
+// closePeerConnection closes the peer connection and waits for pion's
+// goroutines and ours. GracefulClose, not Close: Close returns at once when
+// the peer's DTLS close already started one in a pion goroutine, which then
+// outlives the call. pion v4.2.26 can deadlock closing a connection that
+// connected a moment ago (a variant of pion/webrtc#1430, seen once in about
+// 1000 calls): the wait is bounded, so the call still ends, logging that
+// pion's goroutines are left behind. It reports whether everything stopped.
+func (k *Call) closePeerConnection() bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if k.loop.pc != nil {
+			if err := k.loop.pc.GracefulClose(); err != nil {
+				k.log.Info("smpcall: closing peer connection", "err", err)
+			}
+		}
+		k.mediaWG.Wait()
+	}()
+	t := time.NewTimer(closeTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		k.log.Error("smpcall: pion did not close the peer connection in time; its goroutines are left behind")
+		return false
+	}
 }
 
 // goMedia starts a media goroutine unless the call is closing.

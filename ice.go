@@ -144,10 +144,13 @@ type ICEAcceptance struct {
 // DefaultICEAcceptance is used with the all-candidates policy. Chrome
 // selects the first writable pair at once and may switch later; pion,
 // which cannot switch, waits a little for a relay pair so that a direct
-// pair that validates within a few check rounds is preferred. pion's own
-// defaults (500 ms for server-reflexive, 1 s for peer-reflexive, 2 s for
-// relay) held working pairs back for seconds.
-var DefaultICEAcceptance = ICEAcceptance{Relay: 250 * time.Millisecond}
+// pair that validates within a few check rounds is preferred (with no
+// wait, 2 of 30 calls over a simulated 100 ms WAN ended relayed although a
+// direct path existed). pion's own defaults (500 ms for server-reflexive,
+// 1 s for peer-reflexive, 2 s for relay) held working pairs back for
+// seconds: behind NATs the winning pair is usually host→peer-reflexive,
+// so a second of every call was the peer-reflexive wait.
+var DefaultICEAcceptance = ICEAcceptance{Relay: 300 * time.Millisecond}
 
 // RelayOnlyICEAcceptance is used with Config.RelayOnly: every candidate
 // is a relay, so nothing better can turn up and the first working pair is
