@@ -348,9 +348,19 @@ func (c *Client) close() error {
 		c.endInBackground(e, ReasonClientClosed)
 	}
 	if !c.waitIdle(deadline) {
+		// Interrupt their signaling; a transport that honours contexts
+		// returns at once. One that does not is closed below, which must
+		// end its commands.
 		c.log.Warn("smpcall: close: calls did not end in time; giving up on their signaling")
 		c.lifeStop()
-		c.waitIdle(nil)
+		if c.cfg.CloseTimeout > 0 {
+			t := time.NewTimer(c.cfg.CloseTimeout)
+			defer t.Stop()
+			deadline = t.C
+		}
+		if !c.waitIdle(deadline) {
+			c.log.Error("smpcall: close: the transport ignores cancelled commands; closing it under them")
+		}
 	}
 	c.lifeStop()
 

@@ -115,6 +115,11 @@ func (c *Client) AcceptCall(ctx context.Context, contactID int64, opts *CallOpti
 	c.setState(e, StateInvitationAccepted, ReasonNone, nil)
 	c.mu.Unlock()
 	if err := c.start(k); err != nil {
+		c.mu.Lock()
+		if e.call == k {
+			e.call = nil
+		}
+		c.mu.Unlock()
 		return nil, err
 	}
 	return k, nil
