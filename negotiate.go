@@ -30,8 +30,9 @@ const (
 
 // DTLS handshake timing (see newPeerConnection).
 const (
-	dtlsRetransmit = 250 * time.Millisecond
-	dtlsDeadline   = 30 * time.Second
+	dtlsRetransmit        = 250 * time.Millisecond
+	dtlsDeadline          = 30 * time.Second
+	iceMaxBindingRequests = 20
 )
 
 // nackInterval is how often pion's NACK generator asks for missing
@@ -89,6 +90,12 @@ func (k *Call) newPeerConnection() error {
 	// p99 setup from 4.5 s to 1.5 s; the deadline makes a hopeless
 	// handshake fail instead of running on after the call ended.
 	se.SetDTLSRetransmissionInterval(dtlsRetransmit)
+	// pion pings a candidate pair every 200 ms and fails it after 7
+	// unanswered pings: on a 500 ms RTT path with bursts of loss every pair
+	// could fail within seconds, and pion never tries a failed pair again,
+	// so the call could not connect at all (seen on the sat profile of
+	// TestSetupAgainstRawPion). 20 pings give a pair 4 s.
+	se.SetICEMaxBindingRequests(iceMaxBindingRequests)
 	se.SetDTLSConnectContextMaker(func() (context.Context, func()) {
 		return context.WithTimeout(context.Background(), dtlsDeadline)
 	})

@@ -145,8 +145,11 @@ func startSimCall(t *testing.T, p netsim.Profile, o simOptions) *simCall {
 	_, errA := sc.alice.call.WaitConnected(wctx)
 	_, errB := sc.bob.call.WaitConnected(wctx)
 	sc.setup = time.Since(start)
-	require.NoError(t, errA, "alice over %s", p.Name)
-	require.NoError(t, errB, "bob over %s", p.Name)
+	if errA != nil || errB != nil {
+		ra, ea := sc.alice.call.Reason()
+		rb, eb := sc.bob.call.Reason()
+		t.Fatalf("over %s (seed %d): alice %v (%s, %v), bob %v (%s, %v); wire %q", p.Name, o.seed, errA, ra, ea, errB, rb, eb, sc.wire.lines())
+	}
 	return sc
 }
 
