@@ -145,9 +145,9 @@ type loopState struct {
 	budget        *time.Timer
 	restart       restartState
 	ended         bool
-	reason       EndReason
-	err          error
-	snap         callSnapshot
+	reason        EndReason
+	err           error
+	snap          callSnapshot
 }
 
 // callSnapshot is what readers of a Call see; the loop publishes a new

@@ -87,4 +87,3 @@ func waitFor[T smpcall.Event](t *testing.T, c *smpcall.Client, match ...func(T) 
 	t.Helper()
 	return waitWithin(t, c, 15*time.Second, match...)
 }
-

@@ -34,11 +34,11 @@ type iceBatch struct {
 	// TURN round trips) goes out at once as an extra instead of waiting for
 	// the next ExtrasInterval; more of a type already sent waits for it.
 	expect, have, sent candTypes
-	gatherDone   bool
-	initialSent  bool
-	extrasEnd    time.Time
-	initialTimer *time.Timer
-	extrasTicker *time.Ticker
+	gatherDone         bool
+	initialSent        bool
+	extrasEnd          time.Time
+	initialTimer       *time.Timer
+	extrasTicker       *time.Ticker
 }
 
 // start arms the initial-batch timer once the local description exists.

@@ -35,7 +35,6 @@ type bot struct {
 	wg    sync.WaitGroup
 }
 
-
 // botCall is what the bot keeps about one call.
 type botCall struct {
 	call     *smpcall.Call
