@@ -225,6 +225,13 @@ func (k *Call) receive(sess *mediaSession, s stream, t *webrtc.TrackRemote) {
 	}
 }
 
+// videoMaxWait caps how long a video frame with a missing packet waits for
+// its retransmission. The buffer waits about two NACK round trips; on a
+// satellite-like path (500 ms RTT plus queueing) pion's retransmissions
+// came after jitter's default cap of 1 s, and every loss cost a key frame,
+// which on a narrow link is the most expensive frame there is.
+const videoMaxWait = 2 * time.Second
+
 // receiveMTU is the largest RTP packet read (pion's receive MTU is 1460).
 const receiveMTU = 1500
 
@@ -270,7 +277,7 @@ func (r *receiver) updateRTT(set func(time.Duration)) {
 }
 
 func (r *receiver) video() {
-	vj := jitter.NewVideo(jitter.VideoConfig{NACKInterval: nackInterval})
+	vj := jitter.NewVideo(jitter.VideoConfig{NACKInterval: nackInterval, MaxWait: videoMaxWait})
 	r.pli() // ask for a key frame as soon as the receiver starts
 	var last jitter.VideoStats
 	for {
