@@ -515,7 +515,11 @@ func (c *Client) carryOut(ctx context.Context, d decision, send func(context.Con
 	if err == nil {
 		return nil
 	}
-	if d.to != StateEnded {
+	// A status report changes no state in the core (protocol §4.2): the
+	// app-level state follows the WebRTC connection, so a report the core
+	// did not take is not undone (undoing it left a connected call in
+	// negotiated for good; TestStatusReportThatFailsKeepsTheCallConnected).
+	if d.to != StateEnded && d.op != opStatusConnected && d.op != opStatusOther {
 		c.mu.Lock()
 		if c.entries[id] == d.e && d.e.gen == d.gen {
 			d.e.restore(d.saved)
