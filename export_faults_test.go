@@ -1,5 +1,7 @@
 package smpcall
 
+import "github.com/pion/webrtc/v4"
+
 // Hooks for the fault, hostile-peer and security tests of package
 // smpcall_test (campaign_test.go, hostile_test.go, security_test.go).
 
@@ -74,3 +76,22 @@ func CallKeyRef(k *Call) *SharedKey { return k.key }
 func keyWiped(k *SharedKey) bool {
 	return k == nil || *k == (SharedKey{})
 }
+
+// RemoteCandidates counts the peer's ICE candidates that pion holds for
+// the call (its remote-candidate statistics), 0 before the peer connection.
+func RemoteCandidates(k *Call) int {
+	sess := k.session.Load()
+	if sess == nil {
+		return 0
+	}
+	n := 0
+	for _, s := range sess.pc.GetStats() {
+		if c, ok := s.(webrtc.ICECandidateStats); ok && c.Type == webrtc.StatsTypeRemoteCandidate {
+			n++
+		}
+	}
+	return n
+}
+
+// MaxRemoteCandidates is the bound the flood test expects.
+const MaxRemoteCandidates = 512
