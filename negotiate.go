@@ -298,6 +298,11 @@ func (k *Call) onAnswer(ev *CallAnswerEvent) error {
 	if sess.Type != "answer" {
 		return protocolErr("rtcSession: expected an answer, got %s", jsonfield.Quote(sess.Type))
 	}
+	// An answer has the offer's m-lines, in order (RFC 3264 §6); pion
+	// accepted one with fewer and connected on what was left.
+	if want, got := mlineKinds(k.loop.localDesc.SDP), mlineKinds(sess.SDP); want != got {
+		return protocolErr("answer: m-lines %s, the offer has %s", got, want)
+	}
 	cands, err := rtcpayload.DecodeCandidates(ev.Answer.RTCIceCandidates)
 	if err != nil && !errors.Is(err, rtcpayload.ErrNotCandidateList) {
 		return protocolErr("answer candidates: %w", err)
