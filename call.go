@@ -134,7 +134,10 @@ type loopState struct {
 	localDesc   *webrtc.SessionDescription
 	remoteSet   bool
 	remoteQueue []rtcpayload.Candidate
-	batch       iceBatch
+	// remoteAdded counts the candidates handed to pion in ICE generation
+	// remoteGen (bounded by maxRemoteCandidates).
+	remoteAdded, remoteGen int
+	batch                  iceBatch
 
 	connectTimer *time.Timer
 	peerTick     *time.Ticker
@@ -145,9 +148,9 @@ type loopState struct {
 	budget        *time.Timer
 	restart       restartState
 	ended         bool
-	reason       EndReason
-	err          error
-	snap         callSnapshot
+	reason        EndReason
+	err           error
+	snap          callSnapshot
 }
 
 // callSnapshot is what readers of a Call see; the loop publishes a new

@@ -93,5 +93,6 @@ func RemoteCandidates(k *Call) int {
 	return n
 }
 
-// MaxRemoteCandidates is the bound the flood test expects.
-const MaxRemoteCandidates = 512
+// MaxRemoteCandidates is the bound on the peer's candidates held by pion
+// per ICE generation.
+const MaxRemoteCandidates = maxRemoteCandidates

@@ -29,6 +29,8 @@ type pairOptions struct {
 	wrap func(name string, tr smpcall.Transport) smpcall.Transport
 	// noMedia: no sources (nothing but ICE keepalives and RTCP flows).
 	noMedia bool
+	// noWire: do not keep the messages that cross (floods).
+	noWire bool
 }
 
 // livePair is a connected call between two SDK Clients whose signaling
@@ -101,7 +103,11 @@ func startPair(t *testing.T, o pairOptions) *livePair {
 	sim, err := netsim.New(t, o.profile, 11)
 	require.NoError(t, err)
 	lp := &livePair{sim: sim, wire: &rawWire{}}
-	lp.net = smp.NewNetwork(&smp.NetworkConfig{Trace: lp.wire.trace})
+	trace := lp.wire.trace
+	if o.noWire {
+		trace = nil
+	}
+	lp.net = smp.NewNetwork(&smp.NetworkConfig{Trace: trace})
 	t.Cleanup(func() { require.NoError(t, lp.net.Close()) })
 	for i, name := range sideNames {
 		lp.cores[i], err = lp.net.AddUser(name, nil)
