@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -807,6 +808,10 @@ func (c *Client) handle(ev Event) {
 		c.mu.Unlock()
 		c.events.Push(ev)
 		return
+	case *MessageErrorEvent:
+		c.offerRefused(ev)
+		c.events.Push(ev)
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -843,6 +848,37 @@ func (c *Client) handle(ev Event) {
 		c.events.Push(ev)
 	case applied:
 		k.deliver(ev)
+	}
+}
+
+// staleRefusals are the core's texts for messages it refused because they
+// belong to no call, another call or another state (protocol §4.3): a
+// repeated or stale message, which changes nothing.
+var staleRefusals = []string{": no current call", ": wrong contact or callId", ": wrong call state"}
+
+// offerRefused ends a placed high-level call whose contact's message the
+// transport could not use while the call waits for the contact's offer: a
+// malformed or low-order callDhPubKey (protocol §5.2, §10.2), or a call
+// event the chat core sent that does not decode (package smp's ChatClient).
+// That message was the offer, so the call can never proceed; it would ring
+// until RingTimeout as if nobody had answered. The peer is told.
+func (c *Client) offerRefused(ev *MessageErrorEvent) {
+	if ev.Contact == nil {
+		return
+	}
+	for _, s := range staleRefusals {
+		if strings.Contains(ev.ErrorMessage, s) {
+			return
+		}
+	}
+	c.mu.Lock()
+	var k *Call
+	if e := c.entries[ev.Contact.ContactID]; e != nil && e.state == StateInvitationSent {
+		k = e.call
+	}
+	c.mu.Unlock()
+	if k != nil {
+		k.stop(ReasonProtocolError, fmt.Errorf("%w: the contact's answer to the invitation was refused: %s", ErrProtocol, ev.ErrorMessage))
 	}
 }
 
