@@ -529,6 +529,13 @@ func (k *Call) finish() {
 	if k.loop.cipher != nil {
 		k.loop.cipher.Destroy()
 	}
+	if k.key != nil {
+		// The Call's own copy of the invitation's key (AcceptCall and the
+		// crossing rule make it); crypto/aes keeps the expanded key where
+		// Go cannot overwrite it (framecrypt.Cipher.Destroy).
+		*k.key = SharedKey{}
+		k.key = nil
+	}
 	k.inSig.Close()
 	k.inCtrl.Close()
 	r := k.makeRecord()
