@@ -587,6 +587,10 @@ func (w *world) do(a action) {
 			return
 		}
 		begin := time.Now()
+		slow := time.AfterFunc(time.Second, func() {
+			w.note("%s: Call.End still waiting after 1 s:\n%s", sd.name, strings.Join(bubbleStacks("(*Call).finish"), "\n\n"))
+		})
+		defer slow.Stop()
 		if err := k.k.End(ctx); err != nil {
 			w.fail("%s: Call.End did not return within %v: %v", sd.name, commandLimit, err)
 			return
@@ -1028,7 +1032,12 @@ func (w *world) teardown() {
 // synctest bubble other than the bubble's own machinery and the caller.
 // (runtime.NumGoroutine would also count the runtime's finalizer goroutine
 // while it runs a finalizer, and other tests' goroutines.)
-func bubbleLeftovers() []string {
+func bubbleLeftovers() []string { return bubbleStacks("") }
+
+// bubbleStacks returns the stacks of the goroutines of the caller's bubble
+// that contain want (all with ""), without the bubble's machinery and the
+// caller.
+func bubbleStacks(want string) []string {
 	buf := make([]byte, 4<<10)
 	self := string(buf[:runtime.Stack(buf, false)])
 	i := strings.Index(self, "synctest bubble ")
@@ -1046,7 +1055,7 @@ func bubbleLeftovers() []string {
 			continue
 		}
 		if strings.Contains(g, "internal/synctest.Run(") || strings.Contains(g, "testing/synctest.testingSynctestTest(") ||
-			strings.Contains(head, "[running") {
+			strings.Contains(head, "[running") || !strings.Contains(g, want) {
 			continue
 		}
 		left = append(left, g)

@@ -277,4 +277,3 @@ func TestKeyMaterialWipedWhenTheCallEnds(t *testing.T) {
 		})
 	}
 }
-
