@@ -187,3 +187,15 @@ func (l *logCapture) String() string {
 func (l *logCapture) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// newLoopback is an smp loopback network that keeps what crosses in w (if
+// not nil) and is closed when the test ends.
+func newLoopback(t *testing.T, w *rawWire) *smp.Network {
+	var trace func(smp.Trace)
+	if w != nil {
+		trace = w.trace
+	}
+	n := smp.NewNetwork(&smp.NetworkConfig{Trace: trace})
+	t.Cleanup(func() { require.NoError(t, n.Close()) })
+	return n
+}
