@@ -48,7 +48,9 @@ func FuzzParseText(f *testing.F) {
 			require.Equal(t, id, back)
 		}
 		if srv, err := smpcall.ParseICEServer(s); err != nil {
-			if pass := icePassword(s); len(pass) >= 4 {
+			// (Unless the password also appears in what may be shown.)
+			if pass := icePassword(s); len(pass) >= 4 && !strings.Contains(strings.Replace(s, ":"+pass+"@", "@", 1), pass) &&
+				!strings.Contains("smpcall: ICE server : unknown scheme credentials must be user:password bad host unsupported query TURN needs user:password@ no scheme", pass) {
 				require.NotContains(t, err.Error(), pass, "the error quotes the password")
 			}
 		} else {
