@@ -396,12 +396,11 @@ type side struct {
 
 // tracked is a Call and what was seen of it.
 type tracked struct {
-	k     *smpcall.Call
-	how   string
-	at    time.Duration
-	mu    sync.Mutex
-	evs   []smpcall.Event
-	illeg []string
+	k   *smpcall.Call
+	how string
+	at  time.Duration
+	mu  sync.Mutex
+	evs []smpcall.Event
 }
 
 func (w *world) fail(format string, args ...any) {

@@ -167,9 +167,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // lane is one caller and one callee.
 type lane struct {
-	caller, callee       *smpcall.Client
-	calleeAtCaller       int64
-	callerGot, calleeGot atomic.Uint64
+	caller, callee *smpcall.Client
+	calleeAtCaller int64
 }
 
 // counters are shared by the lanes.
