@@ -391,7 +391,8 @@ type side struct {
 	calls  []*tracked
 	closed bool // Client.Close was called
 	gone   bool // the core closed for good
-	users  sync.WaitGroup
+	// answers are the user's answers and rejections in progress.
+	answers sync.WaitGroup
 }
 
 // tracked is a Call and what was seen of it.
@@ -504,46 +505,47 @@ func (w *world) setup(seed uint64) error {
 // runScript plays the actions and the users until the script's end.
 func (w *world) runScript() {
 	userCtx, stopUsers := context.WithTimeout(w.ctx, w.script.end+10*time.Second)
-	defer stopUsers()
 	sampleCtx, stopSample := context.WithCancel(w.ctx)
 	w.stopSample = stopSample
+	var users sync.WaitGroup
 	for _, sd := range w.sides {
 		if sd.sc.readEvents {
 			w.readers.Add(1)
-			go func() {
-				defer w.readers.Done()
-				sd.readClientEvents()
-			}()
+			go sd.readClientEvents(&w.readers)
 		}
-		w.readers.Add(2)
-		go func() {
-			defer w.readers.Done()
-			sd.user(userCtx)
-		}()
-		go func() {
-			defer w.readers.Done()
-			sd.sample(sampleCtx)
-		}()
+		w.readers.Add(1)
+		go sd.sample(sampleCtx, &w.readers)
+		users.Add(1)
+		go sd.user(userCtx, &users)
 	}
-	// One goroutine per action, each starting at its time: actions overlap
-	// as an embedder's may.
+	w.playActions()
+	stopUsers()
+	// The users' answers run in goroutines of their own (sd.answers),
+	// which the users add to until they stop.
+	users.Wait()
+	for _, sd := range w.sides {
+		sd.answers.Wait()
+	}
+}
+
+// playActions runs one goroutine per action, each starting at its time:
+// actions overlap as an embedder's may.
+func (w *world) playActions() {
 	var acts sync.WaitGroup
 	for _, a := range w.script.actions {
 		acts.Add(1)
-		go func() {
-			defer acts.Done()
-			time.Sleep(a.at)
-			w.mu.Lock()
-			w.res.acts[a.kind]++
-			w.mu.Unlock()
-			w.do(a)
-		}()
+		go w.play(a, &acts)
 	}
 	acts.Wait()
-	stopUsers()
-	for _, sd := range w.sides {
-		sd.users.Wait()
-	}
+}
+
+func (w *world) play(a action, wg *sync.WaitGroup) {
+	defer wg.Done()
+	time.Sleep(a.at)
+	w.mu.Lock()
+	w.res.acts[a.kind]++
+	w.mu.Unlock()
+	w.do(a)
 }
 
 func (w *world) do(a action) {
@@ -702,7 +704,8 @@ func (sd *side) errKind(op string, err error) {
 }
 
 // user answers, rejects or ignores what rings, as a person would.
-func (sd *side) user(ctx context.Context) {
+func (sd *side) user(ctx context.Context, wg *sync.WaitGroup) {
+	defer wg.Done()
 	for {
 		inv, err := sd.client.NextInvitation(ctx)
 		if err != nil {
@@ -713,9 +716,9 @@ func (sd *side) user(ctx context.Context) {
 		id := inv.Contact.ContactID
 		switch {
 		case x < sd.sc.answer:
-			sd.users.Add(1)
+			sd.answers.Add(1)
 			go func() {
-				defer sd.users.Done()
+				defer sd.answers.Done()
 				time.Sleep(think)
 				actx, cancel := context.WithTimeout(sd.w.ctx, commandLimit)
 				defer cancel()
@@ -723,9 +726,9 @@ func (sd *side) user(ctx context.Context) {
 				sd.result("answer", k, err)
 			}()
 		case x < sd.sc.answer+sd.sc.reject:
-			sd.users.Add(1)
+			sd.answers.Add(1)
 			go func() {
-				defer sd.users.Done()
+				defer sd.answers.Done()
 				time.Sleep(think)
 				actx, cancel := context.WithTimeout(sd.w.ctx, commandLimit)
 				defer cancel()
@@ -737,7 +740,8 @@ func (sd *side) user(ctx context.Context) {
 
 // sample checks the Client's state of the call with the peer now and then:
 // it is always one of the table's states.
-func (sd *side) sample(ctx context.Context) {
+func (sd *side) sample(ctx context.Context, wg *sync.WaitGroup) {
+	defer wg.Done()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -762,7 +766,8 @@ func (sd *side) sample(ctx context.Context) {
 
 // readClientEvents reads the Client's events until Close, checking every
 // state transition.
-func (sd *side) readClientEvents() {
+func (sd *side) readClientEvents(wg *sync.WaitGroup) {
+	defer wg.Done()
 	for ev := range sd.client.Events() {
 		if e, ok := ev.(*smpcall.CallStateEvent); ok {
 			sd.w.mu.Lock()
