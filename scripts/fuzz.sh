@@ -87,11 +87,12 @@ for entry in "${targets[@]}"; do
 		tail -40 "$log" >&2
 	fi
 	echo "$result"
-	rows+=("$(printf '| %s | %s | %ss | %s | %s |' "${pkg#github.com/smpcall/smpcall}" "$target" "$took" "$execs" "$result")")
+	short=${pkg#github.com/smpcall/smpcall}
+	rows+=("$(printf '| %s | %s | %ss | %s | %s |' "${short:-(root)}" "$target" "$took" "$execs" "$result")")
 done
 
 echo
-echo "| package | target | time | execs | result |"
+echo "| package | target | time (build included) | execs | result |"
 echo "| --- | --- | --- | --- | --- |"
 for r in "${rows[@]}"; do echo "$r"; done
 exit $failed
