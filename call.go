@@ -134,7 +134,10 @@ type loopState struct {
 	localDesc   *webrtc.SessionDescription
 	remoteSet   bool
 	remoteQueue []rtcpayload.Candidate
-	batch       iceBatch
+	// remoteAdded counts the candidates handed to pion in ICE generation
+	// remoteGen (bounded by maxRemoteCandidates).
+	remoteAdded, remoteGen int
+	batch                  iceBatch
 
 	connectTimer *time.Timer
 	peerTick     *time.Ticker
@@ -519,6 +522,13 @@ func (k *Call) finish() {
 	k.mediaMu.Unlock()
 	if k.closePeerConnection() && k.loop.cipher != nil {
 		k.loop.cipher.Destroy() // no media goroutine uses it any more
+	}
+	if k.key != nil {
+		// The Call's own copy of the invitation's key (AcceptCall and the
+		// crossing rule make it); crypto/aes keeps the expanded key where
+		// Go cannot overwrite it (framecrypt.Cipher.Destroy).
+		*k.key = SharedKey{}
+		k.key = nil
 	}
 	k.inSig.Close()
 	k.inCtrl.Close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -525,7 +526,11 @@ func (c *Client) carryOut(ctx context.Context, d decision, send func(context.Con
 	if err == nil {
 		return nil
 	}
-	if d.to != StateEnded {
+	// A status report changes no state in the core (protocol §4.2): the
+	// app-level state follows the WebRTC connection, so a report the core
+	// did not take is not undone (undoing it left a connected call in
+	// negotiated for good; TestStatusReportThatFailsKeepsTheCallConnected).
+	if d.to != StateEnded && d.op != opStatusConnected && d.op != opStatusOther {
 		c.mu.Lock()
 		if c.entries[id] == d.e && d.e.gen == d.gen {
 			d.e.restore(d.saved)
@@ -813,6 +818,10 @@ func (c *Client) handle(ev Event) {
 		c.mu.Unlock()
 		c.events.Push(ev)
 		return
+	case *MessageErrorEvent:
+		c.offerRefused(ev)
+		c.events.Push(ev)
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -849,6 +858,37 @@ func (c *Client) handle(ev Event) {
 		c.events.Push(ev)
 	case applied:
 		k.deliver(ev)
+	}
+}
+
+// staleRefusals are the core's texts for messages it refused because they
+// belong to no call, another call or another state (protocol §4.3): a
+// repeated or stale message, which changes nothing.
+var staleRefusals = []string{": no current call", ": wrong contact or callId", ": wrong call state"}
+
+// offerRefused ends a placed high-level call whose contact's message the
+// transport could not use while the call waits for the contact's offer: a
+// malformed or low-order callDhPubKey (protocol §5.2, §10.2), or a call
+// event the chat core sent that does not decode (package smp's ChatClient).
+// That message was the offer, so the call can never proceed; it would ring
+// until RingTimeout as if nobody had answered. The peer is told.
+func (c *Client) offerRefused(ev *MessageErrorEvent) {
+	if ev.Contact == nil {
+		return
+	}
+	for _, s := range staleRefusals {
+		if strings.Contains(ev.ErrorMessage, s) {
+			return
+		}
+	}
+	c.mu.Lock()
+	var k *Call
+	if e := c.entries[ev.Contact.ContactID]; e != nil && e.state == StateInvitationSent {
+		k = e.call
+	}
+	c.mu.Unlock()
+	if k != nil {
+		k.stop(ReasonProtocolError, fmt.Errorf("%w: the contact's answer to the invitation was refused: %s", ErrProtocol, ev.ErrorMessage))
 	}
 }
 

@@ -38,7 +38,7 @@ func ParseICEServer(s string) (ICEServer, error) {
 	case !ok:
 		return srv, fmt.Errorf("smpcall: ICE server %q: no scheme", s)
 	case scheme != "stun" && scheme != "stuns" && scheme != "turn" && scheme != "turns":
-		return srv, fmt.Errorf("smpcall: ICE server %q: unknown scheme %q", s, scheme)
+		return srv, fmt.Errorf("smpcall: ICE server %q: unknown scheme %q", redactURL(s), scheme)
 	}
 	rest = strings.TrimPrefix(rest, "//")
 	if at := strings.LastIndex(rest, "@"); at >= 0 {

@@ -321,6 +321,11 @@ func (k *Call) onAnswer(ev *CallAnswerEvent) error {
 	if sess.Type != "answer" {
 		return protocolErr("rtcSession: expected an answer, got %s", jsonfield.Quote(sess.Type))
 	}
+	// An answer has the offer's m-lines, in order (RFC 3264 §6); pion
+	// accepted one with fewer and connected on what was left.
+	if want, got := mlineKinds(k.loop.localDesc.SDP), mlineKinds(sess.SDP); want != got {
+		return protocolErr("answer: m-lines %s, the offer has %s", got, want)
+	}
 	cands, err := rtcpayload.DecodeCandidates(ev.Answer.RTCIceCandidates)
 	if err != nil && !errors.Is(err, rtcpayload.ErrNotCandidateList) {
 		return protocolErr("answer candidates: %w", err)
@@ -362,8 +367,26 @@ func (k *Call) onExtra(ev *CallExtraInfoEvent) {
 	k.addRemote(cands)
 }
 
+// maxRemoteCandidates bounds the peer's candidates handed to pion in one
+// ICE generation. pion keeps every remote candidate, pairs it with each
+// local one and compares each new one with all it has, so a peer that
+// floods x.call.extra with distinct candidates grew memory and CPU without
+// bound (53,836 candidates held after a flood in TestHostilePeerExtraFlood).
+// A real peer sends a few dozen per generation.
+const maxRemoteCandidates = 512
+
 func (k *Call) addRemote(cands []rtcpayload.Candidate) {
+	if k.loop.remoteGen != k.loop.restart.gen {
+		k.loop.remoteGen, k.loop.remoteAdded = k.loop.restart.gen, 0
+	}
 	for _, c := range cands {
+		k.loop.remoteAdded++ // dropped ones too, so that the warning comes once
+		if k.loop.remoteAdded > maxRemoteCandidates {
+			if k.loop.remoteAdded == maxRemoteCandidates+1 {
+				k.log.Warn("smpcall: too many remote candidates; the rest are dropped", "limit", maxRemoteCandidates)
+			}
+			continue
+		}
 		init := webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
 		if err := k.loop.pc.AddICECandidate(init); err != nil {
 			k.log.Info("smpcall: remote candidate not usable", "err", err)

@@ -99,8 +99,11 @@ type CallEndedEvent struct {
 
 // MessageErrorEvent: the core ignored a received message (messageError),
 // e.g. "x.call.answer: wrong call state CSTCallNegotiated" (protocol §4.3).
-// Contact is set when the transport knows which contact sent it (the real
-// core's event does not say; package smp's core does).
+// Contact is set when the transport knows which contact it is about (the
+// real core's messageError does not say; package smp's Core does, and its
+// ChatClient for a call event of the core that it cannot decode). While a
+// placed high-level call waits for the contact's offer, such an error that
+// is not about a stale message ends it with ReasonProtocolError.
 type MessageErrorEvent struct {
 	User         User
 	Contact      *Contact

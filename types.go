@@ -333,6 +333,11 @@ func decodeBase64URL(s string) ([]byte, error) {
 	if s == "" {
 		return nil, errors.New("empty base64url string")
 	}
+	// encoding/base64 skips '\r' and '\n': "\n" would decode to an empty
+	// (invalid) call id and a key could carry line breaks.
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("not base64url")
+	}
 	trimmed := strings.TrimRight(s, "=")
 	if pad := len(s) - len(trimmed); pad > 0 && (len(s)%4 != 0 || pad > 2) {
 		return nil, errors.New("bad base64url padding")

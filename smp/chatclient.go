@@ -567,17 +567,20 @@ func (c *ChatClient) handleFrame(s *session, data []byte) {
 
 // badEvent tells this user's Client about a call event of theirs that did
 // not decode, so that a call does not wait for what will not come. Whose
-// it is, is read leniently; other users' are only counted.
+// it is (user and contact) is read leniently; other users' are only
+// counted.
 func (c *ChatClient) badEvent(resp json.RawMessage, err error) {
+	type id struct {
+		UserID    int64 `json:"userId"`
+		ContactID int64 `json:"contactId"`
+	}
 	var v struct {
-		Type string `json:"type"`
-		User *struct {
-			UserID int64 `json:"userId"`
-		} `json:"user"`
+		Type       string `json:"type"`
+		User       *id    `json:"user"`
+		Contact    *id    `json:"contact"`
 		Invitation *struct {
-			User *struct {
-				UserID int64 `json:"userId"`
-			} `json:"user"`
+			User    *id `json:"user"`
+			Contact *id `json:"contact"`
 		} `json:"callInvitation"`
 	}
 	_, inner, derr := decodeResp(resp)
@@ -585,10 +588,14 @@ func (c *ChatClient) badEvent(resp json.RawMessage, err error) {
 		return
 	}
 	uid := int64(0)
+	contact := v.Contact
 	if v.User != nil {
 		uid = v.User.UserID
 	} else if v.Invitation != nil && v.Invitation.User != nil {
 		uid = v.Invitation.User.UserID
+	}
+	if contact == nil && v.Invitation != nil {
+		contact = v.Invitation.Contact
 	}
 	c.mu.Lock()
 	me := c.user
@@ -596,7 +603,13 @@ func (c *ChatClient) badEvent(resp json.RawMessage, err error) {
 	if uid != me.UserID {
 		return
 	}
-	c.emit(&smpcall.MessageErrorEvent{User: me, Severity: "error", ErrorMessage: "smp: undecodable event from the chat core: " + err.Error()})
+	ev := &smpcall.MessageErrorEvent{User: me, Severity: "error", ErrorMessage: "smp: undecodable event from the chat core: " + err.Error()}
+	// Naming the contact lets the Client end a call that waits for
+	// exactly this event (an offer whose sharedKey is not a key).
+	if contact != nil && contact.ContactID != 0 {
+		ev.Contact = &smpcall.Contact{ContactID: contact.ContactID}
+	}
+	c.emit(ev)
 }
 
 // deliver emits ev if it is this transport's user's.

@@ -3,6 +3,8 @@ package framecrypt
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
+	"strings"
 	"testing"
 )
 
@@ -136,6 +138,38 @@ func FuzzSealOpen(f *testing.F) {
 			if _, err := c.Open(nil, bad, n); err != ErrAuth {
 				t.Fatalf("tampered IV: %v", err)
 			}
+		}
+	})
+}
+
+// FuzzParseKey: the text form of a sharedKey (protocol §5.2) parses to 32
+// bytes that print back to a text that parses the same, or fails with an
+// error wrapping ErrInvalidKey that never quotes the input.
+func FuzzParseKey(f *testing.F) {
+	for _, s := range []string{
+		"Sl2dW6TOLeFyjjv0gDUPJeB-IclH0Z4zdvCbPB4WF0I=", "Sl2dW6TOLeFyjjv0gDUPJeB-IclH0Z4zdvCbPB4WF0I",
+		"Sl2dW6TOLeFyjjv0gDUPJeB+IclH0Z4zdvCbPB4WF0I=", "Sl2dW6TOLeFyjjv0gDUPJeB-IclH0Z4zdvCbPB4WF0I==", "=", "",
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := ParseKey(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidKey) {
+				t.Fatalf("error does not wrap ErrInvalidKey: %v", err)
+			}
+			if len(s) >= 8 && strings.Contains(err.Error(), s) {
+				t.Fatalf("error quotes the input: %v", err)
+			}
+			return
+		}
+		if len(k) != KeySize {
+			t.Fatalf("%d bytes", len(k))
+		}
+		back, err := ParseKey(EncodeKey(k))
+		if err != nil || !bytes.Equal(k, back) {
+			t.Fatalf("round trip: %v", err)
 		}
 	})
 }
