@@ -31,7 +31,7 @@ const (
 // DTLS handshake timing (see newPeerConnection).
 const (
 	dtlsRetransmit        = 250 * time.Millisecond
-	dtlsDeadline          = 30 * time.Second
+	dtlsDeadline          = time.Minute
 	iceMaxBindingRequests = 20
 )
 
@@ -87,8 +87,9 @@ func (k *Call) newPeerConnection() error {
 	// pion resends a lost DTLS flight after 1 s, doubling up to 60 s, with
 	// no deadline: at 20 % loss a handshake took up to 4 minutes
 	// (internal/netsim measurements). 250 ms brought a 5 %-loss WAN call's
-	// p99 setup from 4.5 s to 1.5 s; the deadline makes a hopeless
-	// handshake fail instead of running on after the call ended.
+	// p99 setup from 4.5 s to 1.5 s; the deadline (the connect timeout, or
+	// a minute without one) makes a hopeless handshake fail instead of
+	// running on after the call ended.
 	se.SetDTLSRetransmissionInterval(dtlsRetransmit)
 	// pion pings a candidate pair every 200 ms and fails it after 7
 	// unanswered pings: on a 500 ms RTT path with bursts of loss every pair
@@ -96,8 +97,12 @@ func (k *Call) newPeerConnection() error {
 	// so the call could not connect at all (seen on the sat profile of
 	// TestSetupAgainstRawPion). 20 pings give a pair 4 s.
 	se.SetICEMaxBindingRequests(iceMaxBindingRequests)
+	deadline := dtlsDeadline
+	if cfg.ConnectTimeout > 0 {
+		deadline = cfg.ConnectTimeout // the call ends then anyway
+	}
 	se.SetDTLSConnectContextMaker(func() (context.Context, func()) {
-		return context.WithTimeout(context.Background(), dtlsDeadline)
+		return context.WithTimeout(context.Background(), deadline)
 	})
 	acc := DefaultICEAcceptance
 	switch {
