@@ -148,8 +148,6 @@ type loopState struct {
 	budget        *time.Timer
 	restart       restartState
 	ended         bool
-	reason        EndReason
-	err           error
 	snap          callSnapshot
 }
 
@@ -486,7 +484,6 @@ func (k *Call) terminate(reason EndReason, err error) {
 		return
 	}
 	k.loop.ended = true
-	k.loop.reason, k.loop.err = reason, err
 	k.loop.snap.reason, k.loop.snap.err = reason, err
 	k.publish()
 	k.over.Store(true)
@@ -533,7 +530,7 @@ func (k *Call) finish() {
 	k.inSig.Close()
 	k.inCtrl.Close()
 	r := k.makeRecord()
-	k.events.Push(&CallStateEvent{Contact: k.contact, From: CallState(k.lastState.Load()), To: StateEnded, Reason: k.loop.reason, Err: k.loop.err})
+	k.events.Push(&CallStateEvent{Contact: k.contact, From: CallState(k.lastState.Load()), To: StateEnded, Reason: k.loop.snap.reason, Err: k.loop.snap.err})
 	k.events.Push(&CallRecordEvent{Record: r})
 	k.events.Close()
 	k.sig.detach()
