@@ -162,15 +162,15 @@ type machine struct {
 }
 
 type settings struct {
-	Media          string  `json:"media"`
-	FrameBytes     int     `json:"frame_bytes"`
-	FramesPerSec   float64 `json:"frames_per_second_each_way"`
-	UDPMux         bool    `json:"udp_mux"`
-	WindowSeconds  float64 `json:"window_seconds"`
-	MinDelivery    float64 `json:"min_delivery"`
-	MaxP99Ms       float64 `json:"max_p99_ms"`
-	LegsPerCall    int     `json:"measured_legs_per_call"`
-	RawFrameBytes  int     `json:"raw_frame_bytes"`
+	Media         string  `json:"media"`
+	FrameBytes    int     `json:"frame_bytes"`
+	FramesPerSec  float64 `json:"frames_per_second_each_way"`
+	UDPMux        bool    `json:"udp_mux"`
+	WindowSeconds float64 `json:"window_seconds"`
+	MinDelivery   float64 `json:"min_delivery"`
+	MaxP99Ms      float64 `json:"max_p99_ms"`
+	LegsPerCall   int     `json:"measured_legs_per_call"`
+	RawFrameBytes int     `json:"raw_frame_bytes"`
 }
 
 // step is one kind at one call count.
@@ -193,17 +193,17 @@ type step struct {
 
 	// CPUCores is the measured process's CPU during the window (1.0 = one
 	// core busy); CPUPerLeg the same per leg, in thousandths of a core.
-	CPUCores          float64 `json:"cpu_cores"`
-	CPUPerLegMillis   float64 `json:"cpu_per_leg_millicores"`
-	PeerCPUCores      float64 `json:"peer_process_cpu_cores,omitempty"`
-	HeapPerLegKB      float64 `json:"heap_per_leg_kb"`
-	GoroutinesPerLeg  float64 `json:"goroutines_per_leg"`
-	SocketsPerLeg     float64 `json:"sockets_per_leg"`
-	SocketsTotal      int     `json:"sockets_total"`
-	HeapTotalMB       float64 `json:"heap_total_mb"`
-	GoroutinesTotal   int     `json:"goroutines_total"`
-	Pass              bool    `json:"pass"`
-	Failure           string  `json:"failure,omitempty"`
+	CPUCores         float64 `json:"cpu_cores"`
+	CPUPerLegMillis  float64 `json:"cpu_per_leg_millicores"`
+	PeerCPUCores     float64 `json:"peer_process_cpu_cores,omitempty"`
+	HeapPerLegKB     float64 `json:"heap_per_leg_kb"`
+	GoroutinesPerLeg float64 `json:"goroutines_per_leg"`
+	SocketsPerLeg    float64 `json:"sockets_per_leg"`
+	SocketsTotal     int     `json:"sockets_total"`
+	HeapTotalMB      float64 `json:"heap_total_mb"`
+	GoroutinesTotal  int     `json:"goroutines_total"`
+	Pass             bool    `json:"pass"`
+	Failure          string  `json:"failure,omitempty"`
 }
 
 type comparison struct {
@@ -505,7 +505,7 @@ func (r *runner) step(ctx context.Context, kind string, n, legsPerCall int) (st 
 		snap.merge(resp.Meter)
 	}
 	secs := r.opts.window.Seconds()
-	st.CPUCores = round((cpuB - cpuA).Seconds()/secs, 3)
+	st.CPUCores = round((cpuB-cpuA).Seconds()/secs, 3)
 	st.CPUPerLegMillis = round(1000*st.CPUCores/legs, 3)
 	if r.peer != nil {
 		st.PeerCPUCores = round((remB.Proc.CPU-remA.Proc.CPU).Seconds()/secs, 3)
