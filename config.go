@@ -108,9 +108,9 @@ type Config struct {
 	// instead of a socket per call: host candidates use the mux's address.
 	// Server-reflexive candidates and TURN allocations still take a socket
 	// per call and ICE server (outgoing; see UDPMux). Several Clients may
-	// share one mux; the embedder closes it after them. It replaces a UDP
-	// mux set on SettingEngine. Default nil: each call opens its own
-	// sockets, as pion does.
+	// share one mux (UDPMux says the one limit); the embedder closes it
+	// after them. It replaces a UDP mux set on SettingEngine. Default nil:
+	// each call opens its own sockets, as pion does.
 	UDPMux *UDPMux
 	// DecryptFailureThreshold is how many consecutive frames of one stream
 	// must fail to decrypt before a DecryptFailingEvent. Default 5.

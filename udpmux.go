@@ -26,6 +26,13 @@ import (
 // and announce the public address with SettingEngine.SetNAT1To1IPs (host
 // type).
 //
+// After the first STUN check pion routes a packet to its call by the
+// peer's address, so two calls between the same two sockets cannot share
+// it: a call between two Clients that both use muxes (in one process, or
+// two servers) is fine, but a second one at the same time between the
+// same two mux sockets is not. A server's peers are devices with
+// addresses of their own.
+//
 // Concurrency: safe for concurrent use by any number of Clients and their
 // calls. The embedder owns it: close it after the Clients that use it.
 type UDPMux struct {

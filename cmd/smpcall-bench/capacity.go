@@ -38,9 +38,11 @@ type capacityOptions struct {
 	jsonPath       string
 	cpuProfile     string
 	memProfile     string
+	profileKind    string
 	width          int
 	connectTimeout time.Duration
 	quiet          bool
+	rawMLines      int
 }
 
 func parseCapacity(args []string, stderr io.Writer) (*capacityOptions, error) {
@@ -57,7 +59,7 @@ func parseCapacity(args []string, stderr io.Writer) (*capacityOptions, error) {
 	fs.IntVar(&o.step, "step", 50, "calls added at every step of the ramp")
 	fs.IntVar(&o.max, "max", 2000, "largest call count tried")
 	fs.StringVar(&o.peers, "peers", "same", "where the far ends run: same (this process) or process (a second process, so the measured process carries one leg of every call)")
-	fs.BoolVar(&o.udpMux, "udp-mux", false, "SDK calls use Config.UDPMux: one UDP socket for all calls of a process")
+	fs.BoolVar(&o.udpMux, "udp-mux", false, "the measured SDK Client (the bot) uses Config.UDPMux: one UDP socket for all its calls (the far ends never do)")
 	fs.DurationVar(&o.window, "window", 10*time.Second, "measurement window of every step (whole seconds)")
 	fs.DurationVar(&o.settle, "settle", 2*time.Second, "wait after the calls connect, before measuring")
 	fs.DurationVar(&o.grace, "grace", time.Second, "wait after the window for its last frames")
@@ -65,11 +67,13 @@ func parseCapacity(args []string, stderr io.Writer) (*capacityOptions, error) {
 	fs.DurationVar(&o.maxP99, "max-p99", 50*time.Millisecond, "… and the one-way frame latency p99 is at most this")
 	fs.BoolVar(&o.check, "check", false, "regression guard: exit 1 unless every step of every kind delivers -min-delivery of its frames and all its calls connect (latency is reported, not checked)")
 	fs.StringVar(&o.jsonPath, "json", "", "write the JSON summary to this file (default: standard output)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the last "+kindSDK+" step's window to this file")
-	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of the last "+kindSDK+" step's live calls to this file (and its goroutines to FILE.goroutines)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the last step's window (of -profile-kind) to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of the last step's live calls (of -profile-kind) to this file, and their goroutines to FILE.goroutines")
+	fs.StringVar(&o.profileKind, "profile-kind", kindSDK, "the kind of calls -cpuprofile and -memprofile profile")
 	fs.IntVar(&o.width, "connect-width", 16, "calls set up at once")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 60*time.Second, "bound on one call's setup")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
+	fs.IntVar(&o.rawMLines, "raw-mlines", 1, "m-lines of a raw pair: 1 (the baseline), or up to 4 to see what the SimpleX session's idle m-lines cost pion itself")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -122,6 +126,8 @@ func parseCapacity(args []string, stderr io.Writer) (*capacityOptions, error) {
 		return nil, errors.New("capacity: -video-fps must be 1–60 and -video-kbps positive")
 	case o.minDelivery <= 0 || o.minDelivery > 1:
 		return nil, errors.New("capacity: -min-delivery must be in (0, 1]")
+	case o.rawMLines < 1 || o.rawMLines > 4:
+		return nil, errors.New("capacity: -raw-mlines must be 1 to 4")
 	case o.width <= 0:
 		return nil, errors.New("capacity: -connect-width must be positive")
 	}
@@ -171,6 +177,7 @@ type settings struct {
 	MaxP99Ms      float64 `json:"max_p99_ms"`
 	LegsPerCall   int     `json:"measured_legs_per_call"`
 	RawFrameBytes int     `json:"raw_frame_bytes"`
+	RawMLines     int     `json:"raw_mlines"`
 }
 
 // step is one kind at one call count.
@@ -303,7 +310,7 @@ func capacity(ctx context.Context, o *capacityOptions, stderr io.Writer) (*summa
 			LoadBefore: loadavg(), ProcessMode: o.peers},
 		Settings: settings{Media: "audio", FrameBytes: r.spec.Bytes, FramesPerSec: float64(time.Second) / float64(r.spec.Interval),
 			UDPMux: o.udpMux, WindowSeconds: o.window.Seconds(), MinDelivery: o.minDelivery,
-			MaxP99Ms: ms(o.maxP99), LegsPerCall: legsPerCall, RawFrameBytes: rawSpec(r.spec).Bytes},
+			MaxP99Ms: ms(o.maxP99), LegsPerCall: legsPerCall, RawFrameBytes: rawSpec(r.spec).Bytes, RawMLines: o.rawMLines},
 		MaxCalls: map[string]int{},
 	}
 	if o.video {
@@ -471,7 +478,7 @@ func (r *runner) step(ctx context.Context, kind string, n, legsPerCall int) (st 
 	st.SocketsPerLeg = round(float64(live.Sockets-base.Sockets)/legs, 2)
 	st.SocketsTotal, st.GoroutinesTotal = live.Sockets, live.Goroutines
 	st.HeapTotalMB = round(float64(live.Heap)/(1<<20), 1)
-	if kind == kindSDK && r.opts.memProfile != "" {
+	if kind == r.opts.profileKind && r.opts.memProfile != "" {
 		writeProfile("heap", r.opts.memProfile, 0)
 		writeProfile("goroutine", r.opts.memProfile+".goroutines", 1)
 	}
@@ -488,7 +495,7 @@ func (r *runner) step(ctx context.Context, kind string, n, legsPerCall int) (st 
 	cpuA := cpuTime()
 	remA, _ := r.remote(ctx, request{Op: "cpu"})
 	stopProfile := func() {}
-	if kind == kindSDK && r.opts.cpuProfile != "" {
+	if kind == r.opts.profileKind && r.opts.cpuProfile != "" {
 		stopProfile = startCPUProfile(r.opts.cpuProfile)
 	}
 	sleep(ctx, time.Until(w1))

@@ -77,7 +77,7 @@ func (f *rawFleet) prepare(_ context.Context, n int) error {
 }
 
 func (f *rawFleet) connect(ctx context.Context, i int) error {
-	a, err := newRawLeg(f.api, f.r.m, f.spec)
+	a, err := newRawLeg(f.api, f.r.m, f.spec, f.r.opts.rawMLines)
 	if err != nil {
 		return err
 	}
@@ -88,13 +88,13 @@ func (f *rawFleet) connect(ctx context.Context, i int) error {
 	}
 	var answer string
 	if f.r.peer != nil {
-		resp, err := f.r.peer.call(ctx, request{Op: "raw", SDP: offer, Spec: f.spec})
+		resp, err := f.r.peer.call(ctx, request{Op: "raw", SDP: offer, Spec: f.spec, N: f.r.opts.rawMLines})
 		if err != nil {
 			return err
 		}
 		answer = resp.SDP
 	} else {
-		b, err := newRawLeg(f.api, f.r.m, f.spec)
+		b, err := newRawLeg(f.api, f.r.m, f.spec, f.r.opts.rawMLines)
 		if err != nil {
 			return err
 		}
@@ -146,7 +146,7 @@ func (f *sdkFleet) prepare(ctx context.Context, n int) error {
 	cfg := sdkConfig(f.r.se)
 	var t smpcall.Transport
 	if f.r.peer != nil {
-		resp, err := f.r.peer.call(ctx, request{Op: "sdk", N: n, Mux: f.r.opts.udpMux, Spec: f.spec})
+		resp, err := f.r.peer.call(ctx, request{Op: "sdk", N: n, Spec: f.spec})
 		if err != nil {
 			return err
 		}
@@ -157,7 +157,7 @@ func (f *sdkFleet) prepare(ctx context.Context, n int) error {
 		}
 		t = cc
 	} else {
-		p, err := newSDKPeers(n, cfg, f.r.opts.udpMux, f.r.m, f.spec)
+		p, err := newSDKPeers(n, cfg, f.r.m, f.spec)
 		if err != nil {
 			return err
 		}

@@ -34,7 +34,6 @@ type request struct {
 	ID  int    `json:"id"`
 	Op  string `json:"op"`
 	N   int    `json:"n,omitempty"`
-	Mux bool   `json:"mux,omitempty"`
 	SDP string `json:"sdp,omitempty"`
 	// Spec is the media of the step's calls.
 	Spec mediaSpec `json:"spec"`
@@ -201,7 +200,7 @@ func (pr *peerRunner) handle(req request) response {
 	fail := func(err error) response { resp.Err = err.Error(); return resp }
 	switch req.Op {
 	case "sdk":
-		p, err := newSDKPeers(req.N, sdkConfig(pr.se), req.Mux, pr.m, req.Spec)
+		p, err := newSDKPeers(req.N, sdkConfig(pr.se), pr.m, req.Spec)
 		if err != nil {
 			return fail(err)
 		}
@@ -216,7 +215,7 @@ func (pr *peerRunner) handle(req request) response {
 		pr.mu.Unlock()
 		resp.URL, resp.Contacts = srv.url, p.contacts
 	case "raw":
-		l, err := newRawLeg(pr.api, pr.m, req.Spec)
+		l, err := newRawLeg(pr.api, pr.m, req.Spec, max(req.N, 1))
 		if err != nil {
 			return fail(err)
 		}

@@ -45,7 +45,7 @@ type rawLeg struct {
 	failed    chan struct{}
 }
 
-func newRawLeg(api *webrtc.API, m *meter, spec mediaSpec) (*rawLeg, error) {
+func newRawLeg(api *webrtc.API, m *meter, spec mediaSpec, mlines int) (*rawLeg, error) {
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, err
@@ -74,7 +74,28 @@ func newRawLeg(api *webrtc.API, m *meter, spec mediaSpec) (*rawLeg, error) {
 			}
 		}
 	})
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { l.goLeg(func() { l.receive(t) }) })
+	// More m-lines, as the SimpleX session has (-raw-mlines), each with a
+	// track that never sends.
+	for i := 1; i < mlines; i++ {
+		c := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+		if i%2 == 1 {
+			c = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+		}
+		idle, err := webrtc.NewTrackLocalStaticSample(c, fmt.Sprintf("idle%d", i), "raw")
+		if err != nil {
+			_ = pc.Close()
+			return nil, err
+		}
+		if _, err := pc.AddTrack(idle); err != nil {
+			_ = pc.Close()
+			return nil, err
+		}
+	}
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		if t.Kind() == track.Kind() {
+			l.goLeg(func() { l.receive(t) })
+		}
+	})
 	var once, failOnce sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		switch s {

@@ -33,7 +33,10 @@ func callOptions(m *meter, spec mediaSpec) *smpcall.CallOptions {
 
 // sdkPeers is the far end of n SDK calls: a simulated chat network with
 // the bot's user and n users, each with a Client that accepts the bot's
-// invitation.
+// invitation. The peers stand for n people on n devices: each call opens
+// its own sockets on their side, never a UDP mux (calls between the same
+// two mux sockets would share one address pair, which ICE cannot tell
+// apart; see smpcall.UDPMux).
 type sdkPeers struct {
 	net     *smp.Network
 	bot     *smp.Core
@@ -43,10 +46,9 @@ type sdkPeers struct {
 	server   *chatServer // the bot's chat core on a WebSocket, if served
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	mux      *smpcall.UDPMux
 }
 
-func newSDKPeers(n int, cfg *smpcall.Config, useMux bool, m *meter, spec mediaSpec) (*sdkPeers, error) {
+func newSDKPeers(n int, cfg *smpcall.Config, m *meter, spec mediaSpec) (*sdkPeers, error) {
 	p := &sdkPeers{net: smp.NewNetwork(nil)}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
@@ -54,15 +56,6 @@ func newSDKPeers(n int, cfg *smpcall.Config, useMux bool, m *meter, spec mediaSp
 	if p.bot, err = p.net.AddUser("bot", nil); err != nil {
 		p.close()
 		return nil, err
-	}
-	if useMux {
-		if p.mux, err = smpcall.ListenUDPMux("127.0.0.1:0"); err != nil {
-			p.close()
-			return nil, err
-		}
-		c := *cfg
-		c.UDPMux = p.mux
-		cfg = &c
 	}
 	for i := range n {
 		name := fmt.Sprintf("peer%d", i+1)
@@ -115,9 +108,6 @@ func (p *sdkPeers) close() {
 	}
 	parallel(len(p.clients), 64, func(i int) error { return p.clients[i].Close() })
 	_ = p.net.Close()
-	if p.mux != nil {
-		_ = p.mux.Close()
-	}
 }
 
 // sdkBot is the measured side: one Client that places every call.
