@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -352,7 +353,7 @@ func (r *receiver) video() {
 			if !ok {
 				break
 			}
-			if !r.frame(f.Data, framecrypt.PrefixVP8(f.Data)) {
+			if !r.frame(f.Data, framecrypt.PrefixVP8(f.Data), now) {
 				vj.DropUntilKeyFrame() // what depends on this frame cannot be decoded
 			}
 		}
@@ -360,9 +361,9 @@ func (r *receiver) video() {
 			r.pli()
 		}
 		st := vj.Stats()
-		r.c.framesLost.Add(st.FramesLost + st.DeltaDropped - last.FramesLost - last.DeltaDropped)
-		r.c.packetsRecovered.Add(st.Reordered - last.Reordered)
-		r.c.packetsLate.Add(st.Late - last.Late)
+		addChanged(&r.c.framesLost, st.FramesLost+st.DeltaDropped, last.FramesLost+last.DeltaDropped)
+		addChanged(&r.c.packetsRecovered, st.Reordered, last.Reordered)
+		addChanged(&r.c.packetsLate, st.Late, last.Late)
 		last = st
 	}
 }
@@ -389,35 +390,44 @@ func (r *receiver) audio() {
 		}
 		now := time.Now()
 		if got {
-			resets := aj.Stats().Resets
 			aj.Push(&r.pkt, now)
-			// A jump beyond what the buffer remembers restarts it without
-			// counting the packets skipped; the stream's own numbers say
-			// how many there were (forward, within half the sequence
-			// space: RFC 3550 A.1).
-			if gap := r.pkt.SequenceNumber - lastSeq; aj.Stats().Resets > resets && r.pkt.SSRC == lastSSRC && gap > 1 && gap < 1<<15 {
-				r.c.framesLost.Add(uint64(gap - 1))
-			}
-			lastSeq, lastSSRC = r.pkt.SequenceNumber, r.pkt.SSRC
 		}
 		for {
 			p, ok := aj.Pop(now)
 			if !ok {
 				break
 			}
-			r.frame(p.Payload, framecrypt.PrefixAudio)
+			r.frame(p.Payload, framecrypt.PrefixAudio, now)
 		}
 		st := aj.Stats()
-		r.c.framesLost.Add(st.Lost - last.Lost)
-		r.c.packetsRecovered.Add(st.Reordered - last.Reordered)
-		r.c.packetsLate.Add(st.Late - last.Late)
+		// A jump beyond what the buffer remembers restarts it (the one
+		// Push above did) without counting the packets skipped; the
+		// stream's own numbers say how many there were (forward, within
+		// half the sequence space: RFC 3550 A.1).
+		if gap := r.pkt.SequenceNumber - lastSeq; got && st.Resets > last.Resets && r.pkt.SSRC == lastSSRC && gap > 1 && gap < 1<<15 {
+			r.c.framesLost.Add(uint64(gap - 1))
+		}
+		if got {
+			lastSeq, lastSSRC = r.pkt.SequenceNumber, r.pkt.SSRC
+		}
+		addChanged(&r.c.framesLost, st.Lost, last.Lost)
+		addChanged(&r.c.packetsRecovered, st.Reordered, last.Reordered)
+		addChanged(&r.c.packetsLate, st.Late, last.Late)
 		last = st
+	}
+}
+
+// addChanged adds now-before to c unless it is zero (most packets change
+// no counter, and an atomic add is a locked instruction).
+func addChanged(c *atomic.Uint64, now, before uint64) {
+	if now != before {
+		c.Add(now - before)
 	}
 }
 
 // frame decrypts one frame and delivers it; false when it failed to
 // decrypt. frame is only valid during the call.
-func (r *receiver) frame(frame []byte, prefix int) bool {
+func (r *receiver) frame(frame []byte, prefix int, now time.Time) bool {
 	if len(frame) == 0 {
 		return true
 	}
@@ -450,7 +460,7 @@ func (r *receiver) frame(frame []byte, prefix int) bool {
 	} else {
 		out = bytes.Clone(frame)
 	}
-	r.k.peerFrame(r.s)
+	r.k.peerFrame(r.s, now)
 	if !r.sinkOK {
 		return true
 	}
@@ -495,10 +505,11 @@ func (k *Call) deliverFrame(s stream, data []byte) error {
 	return err
 }
 
-// peerFrame records a frame from the peer's stream s (from its receive goroutine).
-func (k *Call) peerFrame(s stream) {
+// peerFrame records a frame from the peer's stream s (from its receive
+// goroutine), which arrived at now.
+func (k *Call) peerFrame(s stream, now time.Time) {
 	c := &k.stats[s]
-	c.lastFrame.Store(time.Now().UnixNano())
+	c.lastFrame.Store(now.UnixNano())
 	if c.peerOn.CompareAndSwap(false, true) {
 		k.events.Push(&PeerMediaEvent{Contact: k.contact, Source: s.source(), Enabled: true})
 	}

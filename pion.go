@@ -6,8 +6,13 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/stats"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -46,32 +51,11 @@ func newPionShared(cfg *Config) (*pionShared, error) {
 	ir := &interceptor.Registry{}
 	// First in the chain, so that pion's report interceptor writes through it.
 	ir.Add(heardFilterFactory{})
-	// NACKs every 20 ms (pion: 100 ms), so that a lost packet's
-	// retransmission arrives within the receive buffer's wait; at most 10
-	// per packet (pion: unlimited). The sender resends a packet at most once
-	// per RTT, so more requests only cost uplink: on a 300 kbit/s path with
-	// 500 ms RTT, unlimited NACKs and their resends took a third of the
-	// capacity (TestNetworkMatrix, sat profile), and Chrome's padding, which
-	// is never resent, was NACKed for as long as it stayed in the window.
-	//
-	// The responder keeps the last nackHistory packets of each video sender
-	// for resending (pion: 1024).
 	var se webrtc.SettingEngine
 	if cfg.SettingEngine != nil {
 		se = *cfg.SettingEngine
 	}
-	opts := []webrtc.InterceptorOption{
-		webrtc.WithNackGeneratorOptions(nack.GeneratorInterval(nackInterval), nack.GeneratorMaxNacksPerPacket(10)),
-		webrtc.WithNackResponderOptions(nack.ResponderSize(nackHistory)),
-	}
-	if se.LoggerFactory == nil {
-		// pion's default loggers, one per scope for every call, instead of
-		// a set per peer connection and interceptor (13 KiB a call).
-		lf := &loggerCache{f: logging.NewDefaultLoggerFactory(), m: map[string]logging.LeveledLogger{}}
-		se.LoggerFactory = lf
-		opts = append(opts, webrtc.WithInterceptorLoggerFactory(lf))
-	}
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir, opts...); err != nil {
+	if err := registerInterceptors(m, ir, &se); err != nil {
 		return nil, err
 	}
 	// A silent path counts as interrupted after pathTimeout; ICE gives up
@@ -100,6 +84,209 @@ func newPionShared(cfg *Config) (*pionShared, error) {
 		rc:  rc,
 	}, nil
 }
+
+// registerInterceptors registers pion's default interceptors as
+// webrtc.RegisterDefaultInterceptorsWithOptions does (the same media engine
+// feedback and header extensions, the same interceptors in the same
+// order), with the SDK's options, and with the two whose goroutine ticks
+// for the peer connection's whole life wrapped in lazyLoop: the NACK
+// generator starts with the first video packet, the transport-wide
+// congestion control feedback with the first packet that carries its
+// sequence number. An audio call between two SDK peers needs neither; at
+// 20 ms the NACK generator alone woke 50 times a second per call.
+func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *webrtc.SettingEngine) error {
+	var lf logging.LoggerFactory
+	if se.LoggerFactory == nil {
+		// pion's default loggers, one per scope for every call, instead of
+		// a set per peer connection and interceptor (13 KiB a call).
+		lf = &loggerCache{f: logging.NewDefaultLoggerFactory(), m: map[string]logging.LeveledLogger{}}
+		se.LoggerFactory = lf
+	}
+	// NACKs every 20 ms (pion: 100 ms), so that a lost packet's
+	// retransmission arrives within the receive buffer's wait; at most 10
+	// per packet (pion: unlimited). The sender resends a packet at most once
+	// per RTT, so more requests only cost uplink: on a 300 kbit/s path with
+	// 500 ms RTT, unlimited NACKs and their resends took a third of the
+	// capacity (TestNetworkMatrix, sat profile), and Chrome's padding, which
+	// is never resent, was NACKed for as long as it stayed in the window.
+	// The responder keeps the last nackHistory packets of each video sender
+	// for resending (pion: 1024).
+	genOpts := []nack.GeneratorOption{nack.GeneratorInterval(nackInterval), nack.GeneratorMaxNacksPerPacket(10)}
+	respOpts := []nack.ResponderOption{nack.ResponderSize(nackHistory)}
+	var recvOpts []report.ReceiverOption
+	var sendOpts []report.SenderOption
+	var statsOpts []stats.Option
+	var twccOpts []twcc.Option
+	if lf != nil {
+		genOpts = append(genOpts, nack.WithGeneratorLoggerFactory(lf))
+		respOpts = append(respOpts, nack.WithResponderLoggerFactory(lf))
+		recvOpts = append(recvOpts, report.WithReceiverLoggerFactory(lf))
+		sendOpts = append(sendOpts, report.WithSenderLoggerFactory(lf))
+		statsOpts = append(statsOpts, stats.WithLoggerFactory(lf))
+		twccOpts = append(twccOpts, twcc.WithLoggerFactory(lf))
+	}
+
+	// webrtc.ConfigureNackWithOptions
+	generator, err := nack.NewGeneratorInterceptor(genOpts...)
+	if err != nil {
+		return err
+	}
+	responder, err := nack.NewResponderInterceptor(respOpts...)
+	if err != nil {
+		return err
+	}
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	ir.Add(responder)
+	ir.Add(lazyLoopFactory{inner: generator, extURI: ""})
+
+	if err := webrtc.ConfigureRTCPReportsWithOptions(ir, recvOpts, sendOpts...); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureStatsInterceptorWithOptions(ir, statsOpts...); err != nil {
+		return err
+	}
+
+	// webrtc.ConfigureTWCCSenderWithOptions
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		m.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, kind)
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+			return err
+		}
+	}
+	tw, err := twcc.NewSenderInterceptor(twccOpts...)
+	if err != nil {
+		return err
+	}
+	ir.Add(lazyLoopFactory{inner: tw, extURI: sdp.TransportCCURI})
+	return nil
+}
+
+// lazyLoop holds back an interceptor whose goroutine serves only some
+// remote streams (pion's NACK generator: those with NACK feedback; its
+// TWCC sender: packets with the transport-wide sequence number) until the
+// first packet it would process arrives: then it gets the RTCP writer
+// (which starts its goroutine) and the stream, and sees every later packet.
+// It relies on both returning the RTCP writer they are given unchanged, as
+// they do (pion/interceptor v0.1.51).
+type lazyLoopFactory struct {
+	inner interceptor.Factory
+	// extURI, if set, is the header extension a packet must carry to
+	// start the interceptor; otherwise any packet of a stream with NACK
+	// feedback does.
+	extURI string
+}
+
+// NewInterceptor implements interceptor.Factory.
+func (f lazyLoopFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	in, err := f.inner.NewInterceptor(id)
+	if err != nil {
+		return nil, err
+	}
+	return &lazyLoop{inner: in, extURI: f.extURI}, nil
+}
+
+type lazyLoop struct {
+	inner  interceptor.Interceptor
+	extURI string
+
+	mu      sync.Mutex
+	writer  interceptor.RTCPWriter
+	started bool
+}
+
+// start gives the inner interceptor its RTCP writer, once.
+func (l *lazyLoop) start() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.started && l.writer != nil {
+		l.started = true
+		l.inner.BindRTCPWriter(l.writer)
+	}
+}
+
+// BindRTCPWriter keeps the writer for start.
+func (l *lazyLoop) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	l.mu.Lock()
+	l.writer = w
+	l.mu.Unlock()
+	return w
+}
+
+// BindRemoteStream hands the stream to the inner interceptor at its first
+// packet that matters.
+func (l *lazyLoop) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
+	var extID uint8
+	switch {
+	case l.extURI == "":
+		if !hasNACK(info) {
+			return l.inner.BindRemoteStream(info, reader)
+		}
+	default:
+		for _, e := range info.RTPHeaderExtensions {
+			if e.URI == l.extURI {
+				extID = uint8(e.ID) // #nosec G115: IDs are 1–255 (RFC 8285)
+			}
+		}
+		if extID == 0 {
+			return l.inner.BindRemoteStream(info, reader)
+		}
+	}
+	var bound atomic.Pointer[interceptor.RTPReader]
+	var h rtp.Header // reused: Unmarshal allocates nothing once it has capacity
+	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		if r := bound.Load(); r != nil {
+			return (*r).Read(b, a)
+		}
+		n, a, err := reader.Read(b, a)
+		if err != nil {
+			return n, a, err
+		}
+		if extID != 0 {
+			if _, err := h.Unmarshal(b[:n]); err != nil || h.GetExtension(extID) == nil {
+				return n, a, nil
+			}
+		}
+		l.start()
+		r := l.inner.BindRemoteStream(info, reader)
+		bound.Store(&r)
+		return n, a, nil
+	})
+}
+
+func hasNACK(info *interceptor.StreamInfo) bool {
+	for _, fb := range info.RTCPFeedback {
+		if fb.Type == "nack" && fb.Parameter == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// The rest goes to the inner interceptor as it is.
+
+// BindRTCPReader implements interceptor.Interceptor.
+func (l *lazyLoop) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	return l.inner.BindRTCPReader(r)
+}
+
+// BindLocalStream implements interceptor.Interceptor.
+func (l *lazyLoop) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	return l.inner.BindLocalStream(info, w)
+}
+
+// UnbindLocalStream implements interceptor.Interceptor.
+func (l *lazyLoop) UnbindLocalStream(info *interceptor.StreamInfo) { l.inner.UnbindLocalStream(info) }
+
+// UnbindRemoteStream implements interceptor.Interceptor.
+func (l *lazyLoop) UnbindRemoteStream(info *interceptor.StreamInfo) { l.inner.UnbindRemoteStream(info) }
+
+// Close implements interceptor.Interceptor: the inner interceptor stops
+// its goroutine, or never starts it (it checks for Close in BindRTCPWriter).
+func (l *lazyLoop) Close() error { return l.inner.Close() }
 
 // nackHistory is how many sent packets of each video stream are kept for
 // NACK retransmission (a power of two): 256 are 1 s of a 2.5 Mbit/s screen
