@@ -62,12 +62,11 @@ func rawSpec(spec mediaSpec) mediaSpec {
 
 // rawFleet is n raw pion pairs; the far legs live here or in the peer process.
 type rawFleet struct {
-	r     *runner
-	api   *webrtc.API
-	spec  mediaSpec
-	near  []*rawLeg
-	far   []*rawLeg
-	calls int
+	r    *runner
+	api  *webrtc.API
+	spec mediaSpec
+	near []*rawLeg
+	far  []*rawLeg
 }
 
 func (f *rawFleet) prepare(_ context.Context, n int) error {

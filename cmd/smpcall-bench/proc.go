@@ -191,7 +191,6 @@ type peerRunner struct {
 
 	mu   sync.Mutex
 	sdk  *sdkPeers
-	srv  *chatServer
 	raws []*rawLeg
 }
 
