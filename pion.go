@@ -236,16 +236,30 @@ func (l *lazyLoop) BindRemoteStream(info *interceptor.StreamInfo, reader interce
 		}
 	}
 	var bound atomic.Pointer[interceptor.RTPReader]
+	// The stream's reader (one goroutine) owns these.
 	var h rtp.Header // reused: Unmarshal allocates nothing once it has capacity
+	seen := 0
 	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		if r := bound.Load(); r != nil {
 			return (*r).Read(b, a)
 		}
 		n, a, err := reader.Read(b, a)
-		if err != nil {
+		if err != nil || seen > lazyGiveUp {
 			return n, a, err
 		}
 		if extID != 0 {
+			seen++
+			if seen > lazyGiveUp {
+				// A sender that numbers packets for transport-wide
+				// feedback does so from its first packet (Chrome does);
+				// this one does not (pion does not), so stop looking.
+				return n, a, nil
+			}
+			// No header extension at all (RFC 3550 §5.1, the X bit): not
+			// worth parsing the header.
+			if n == 0 || b[0]&0x10 == 0 {
+				return n, a, nil
+			}
 			if _, err := h.Unmarshal(b[:n]); err != nil || h.GetExtension(extID) == nil {
 				return n, a, nil
 			}
@@ -256,6 +270,10 @@ func (l *lazyLoop) BindRemoteStream(info *interceptor.StreamInfo, reader interce
 		return n, a, nil
 	})
 }
+
+// lazyGiveUp is how many packets of a stream lazyLoop looks at for a
+// header extension before it decides the sender does not use it.
+const lazyGiveUp = 256
 
 func hasNACK(info *interceptor.StreamInfo) bool {
 	for _, fb := range info.RTCPFeedback {

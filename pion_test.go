@@ -170,11 +170,28 @@ func TestLazyLoopStartsAtTheFirstPacketThatMatters(t *testing.T) {
 	require.Equal(t, 1, in.reads)
 	require.NoError(t, twccLoop.Close())
 
+	// A stream that does not carry the extension from the start never
+	// starts it: lazyLoop stops looking.
+	late, err := lazyLoopFactory{inner: countingFactory{&made}, extURI: sdp.TransportCCURI}.NewInterceptor("pc")
+	require.NoError(t, err)
+	late.BindRTCPWriter(w)
+	pkts := make([][]byte, lazyGiveUp+1)
+	for i := range pkts {
+		pkts[i] = packet(false)
+	}
+	r = late.BindRemoteStream(info, source(append(pkts, packet(true))...))
+	for range lazyGiveUp + 2 {
+		_, _, err := r.Read(buf, nil)
+		require.NoError(t, err)
+	}
+	require.Zero(t, made[2].writers, "not started by a packet after it stopped looking")
+	require.NoError(t, late.Close())
+
 	// Closed before any packet: never started, still closed.
 	idle, err := lazyLoopFactory{inner: countingFactory{&made}}.NewInterceptor("pc")
 	require.NoError(t, err)
 	idle.BindRTCPWriter(w)
 	require.NoError(t, idle.Close())
-	require.Zero(t, made[2].writers)
-	require.True(t, made[2].closed)
+	require.Zero(t, made[3].writers)
+	require.True(t, made[3].closed)
 }
