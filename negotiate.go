@@ -96,9 +96,18 @@ func (k *Call) startOffer() error {
 	if err := k.loop.pc.SetLocalDescription(offer); err != nil {
 		return fmt.Errorf("set offer: %w", err)
 	}
-	k.loop.localDesc = &offer
+	k.loop.localDesc = sdpOnly(offer)
 	k.loop.batch.start(k.cfg.ICE.InitialDelay)
 	return nil
+}
+
+// sdpOnly keeps what the loop needs of a description it made: the type
+// and the SDP text (icebatch.go sends it). pion parses the description
+// again in SetLocalDescription and keeps its own; the value CreateOffer or
+// CreateAnswer returned would hold on to a second parse tree for the
+// call's life (about 6 KB for the four m-lines).
+func sdpOnly(d webrtc.SessionDescription) *webrtc.SessionDescription {
+	return &webrtc.SessionDescription{Type: d.Type, SDP: d.SDP}
 }
 
 // useKey sets up frame encryption, or refuses a call without it unless the
@@ -170,7 +179,7 @@ func (k *Call) onOffer(ev *CallOfferEvent) error {
 	if err := k.loop.pc.SetLocalDescription(answer); err != nil {
 		return fmt.Errorf("set answer: %w", err)
 	}
-	k.loop.localDesc = &answer
+	k.loop.localDesc = sdpOnly(answer)
 	k.loop.batch.start(k.cfg.ICE.InitialDelay)
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/pion/interceptor/pkg/stats"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -49,8 +48,6 @@ func newPionShared(cfg *Config) (*pionShared, error) {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	// First in the chain, so that pion's report interceptor writes through it.
-	ir.Add(heardFilterFactory{})
 	var se webrtc.SettingEngine
 	if cfg.SettingEngine != nil {
 		se = *cfg.SettingEngine
@@ -88,12 +85,21 @@ func newPionShared(cfg *Config) (*pionShared, error) {
 // registerInterceptors registers pion's default interceptors as
 // webrtc.RegisterDefaultInterceptorsWithOptions does (the same media engine
 // feedback and header extensions, the same interceptors in the same
-// order), with the SDK's options, and with the two whose goroutine ticks
-// for the peer connection's whole life wrapped in lazyLoop: the NACK
-// generator starts with the first video packet, the transport-wide
-// congestion control feedback with the first packet that carries its
-// sequence number. An audio call between two SDK peers needs neither; at
-// 20 ms the NACK generator alone woke 50 times a second per call.
+// order), with the SDK's options, and with the interceptors that keep
+// state per stream or run a goroutine per peer connection wrapped in
+// lazyBind, so that they start with the first packet that concerns them.
+//
+// A SimpleX session has four m-lines and most calls send on one or two
+// (protocol §6.4), so pion bound every interceptor to eight streams of
+// which most never carry a packet: the NACK responder kept a resend buffer
+// for each idle video sender, the report interceptor sent a receiver
+// report every second about each remote stream that never sent (RFC 3550
+// §6.4.2 reports only on sources heard from; Chrome does so), each a UDP
+// packet to encrypt, send, receive and decrypt, and the NACK generator
+// (every 20 ms) and the transport-wide feedback (every 100 ms) woke for
+// the call's whole life although an audio call between SDK peers needs
+// neither. The stats interceptor stays bound from the start: it counts
+// the first packet of a stream only when bound before it.
 func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *webrtc.SettingEngine) error {
 	var lf logging.LoggerFactory
 	if se.LoggerFactory == nil {
@@ -137,12 +143,21 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *w
 	}
 	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
-	ir.Add(responder)
-	ir.Add(lazyLoopFactory{inner: generator, extURI: ""})
+	ir.Add(lazyBindFactory{inner: responder, local: true})
+	ir.Add(lazyBindFactory{inner: generator, loop: true, remote: remoteNACK})
 
-	if err := webrtc.ConfigureRTCPReportsWithOptions(ir, recvOpts, sendOpts...); err != nil {
+	// webrtc.ConfigureRTCPReportsWithOptions
+	receiver, err := report.NewReceiverInterceptor(recvOpts...)
+	if err != nil {
 		return err
 	}
+	sender, err := report.NewSenderInterceptor(sendOpts...)
+	if err != nil {
+		return err
+	}
+	ir.Add(lazyBindFactory{inner: receiver, loop: true, remote: remoteAll})
+	ir.Add(lazyBindFactory{inner: sender, loop: true, local: true})
+
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 		return err
 	}
@@ -161,37 +176,71 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *w
 	if err != nil {
 		return err
 	}
-	ir.Add(lazyLoopFactory{inner: tw, extURI: sdp.TransportCCURI})
+	ir.Add(lazyBindFactory{inner: tw, loop: true, remote: remoteWithExtension(sdp.TransportCCURI)})
 	return nil
 }
 
-// lazyLoop holds back an interceptor whose goroutine serves only some
-// remote streams (pion's NACK generator: those with NACK feedback; its
-// TWCC sender: packets with the transport-wide sequence number) until the
-// first packet it would process arrives: then it gets the RTCP writer
-// (which starts its goroutine) and the stream, and sees every later packet.
-// It relies on both returning the RTCP writer they are given unchanged, as
-// they do (pion/interceptor v0.1.51).
-type lazyLoopFactory struct {
+// A remoteRule says whether lazyBind holds back a remote stream, and
+// which header extension (its ID, 0: none) a packet must carry to bind it.
+type remoteRule func(*interceptor.StreamInfo) (lazy bool, extID uint8)
+
+func remoteAll(*interceptor.StreamInfo) (bool, uint8) { return true, 0 }
+
+// remoteNACK holds back the streams with NACK feedback (pion's generator
+// ignores the others).
+func remoteNACK(info *interceptor.StreamInfo) (bool, uint8) {
+	for _, fb := range info.RTCPFeedback {
+		if fb.Type == "nack" && fb.Parameter == "" {
+			return true, 0
+		}
+	}
+	return false, 0
+}
+
+// remoteWithExtension holds back the streams that negotiated the header
+// extension until a packet carries it (pion's TWCC sender ignores the
+// others).
+func remoteWithExtension(uri string) remoteRule {
+	return func(info *interceptor.StreamInfo) (bool, uint8) {
+		for _, e := range info.RTPHeaderExtensions {
+			if e.URI == uri && e.ID > 0 && e.ID < 256 {
+				return true, uint8(e.ID)
+			}
+		}
+		return false, 0
+	}
+}
+
+// lazyBindFactory wraps an interceptor so that it is bound to a stream at
+// the stream's first packet (remote: the first read; local: the first
+// write) instead of when pion creates the stream, and, with loop, gets the
+// RTCP writer (which starts its goroutine) only then. The first packet is
+// handed to the interceptor too, so it sees exactly what it would have
+// seen bound from the start. With loop it relies on the interceptor
+// returning the RTCP writer it is given unchanged, as pion's NACK
+// generator, report and TWCC interceptors do (pion/interceptor v0.1.51).
+type lazyBindFactory struct {
 	inner interceptor.Factory
-	// extURI, if set, is the header extension a packet must carry to
-	// start the interceptor; otherwise any packet of a stream with NACK
-	// feedback does.
-	extURI string
+	// loop: hold back BindRTCPWriter until a stream is bound.
+	loop bool
+	// local: hold back local streams; remote: which remote streams to
+	// hold back (nil: none).
+	local  bool
+	remote remoteRule
 }
 
 // NewInterceptor implements interceptor.Factory.
-func (f lazyLoopFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+func (f lazyBindFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
 	in, err := f.inner.NewInterceptor(id)
 	if err != nil {
 		return nil, err
 	}
-	return &lazyLoop{inner: in, extURI: f.extURI}, nil
+	return &lazyBind{inner: in, f: f}, nil
 }
 
-type lazyLoop struct {
-	inner  interceptor.Interceptor
-	extURI string
+type lazyBind struct {
+	inner interceptor.Interceptor
+	f     lazyBindFactory
 
 	mu      sync.Mutex
 	writer  interceptor.RTCPWriter
@@ -199,7 +248,10 @@ type lazyLoop struct {
 }
 
 // start gives the inner interceptor its RTCP writer, once.
-func (l *lazyLoop) start() {
+func (l *lazyBind) start() {
+	if !l.f.loop {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.started && l.writer != nil {
@@ -208,32 +260,29 @@ func (l *lazyLoop) start() {
 	}
 }
 
-// BindRTCPWriter keeps the writer for start.
-func (l *lazyLoop) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+// BindRTCPWriter keeps the writer for start, or passes it on.
+func (l *lazyBind) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	if !l.f.loop {
+		return l.inner.BindRTCPWriter(w)
+	}
 	l.mu.Lock()
 	l.writer = w
 	l.mu.Unlock()
 	return w
 }
 
-// BindRemoteStream hands the stream to the inner interceptor at its first
-// packet that matters.
-func (l *lazyLoop) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
-	var extID uint8
-	switch {
-	case l.extURI == "":
-		if !hasNACK(info) {
-			return l.inner.BindRemoteStream(info, reader)
-		}
-	default:
-		for _, e := range info.RTPHeaderExtensions {
-			if e.URI == l.extURI {
-				extID = uint8(e.ID) // #nosec G115: IDs are 1–255 (RFC 8285)
-			}
-		}
-		if extID == 0 {
-			return l.inner.BindRemoteStream(info, reader)
-		}
+// lazyGiveUp is how many packets of a stream lazyBind looks at for a
+// header extension before it decides the sender does not use it.
+const lazyGiveUp = 256
+
+// BindRemoteStream binds the stream at its first packet that matters.
+func (l *lazyBind) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
+	lazy, extID := false, uint8(0)
+	if l.f.remote != nil {
+		lazy, extID = l.f.remote(info)
+	}
+	if !lazy {
+		return l.inner.BindRemoteStream(info, reader)
 	}
 	var bound atomic.Pointer[interceptor.RTPReader]
 	// The stream's reader (one goroutine) owns these.
@@ -265,46 +314,60 @@ func (l *lazyLoop) BindRemoteStream(info *interceptor.StreamInfo, reader interce
 			}
 		}
 		l.start()
-		r := l.inner.BindRemoteStream(info, reader)
+		// The inner interceptor reads this packet again, then the stream.
+		first, firstAttr := b[:n], a
+		r := l.inner.BindRemoteStream(info, interceptor.RTPReaderFunc(func(b2 []byte, a2 interceptor.Attributes) (int, interceptor.Attributes, error) {
+			if first != nil {
+				n, a := copy(b2, first), firstAttr
+				first, firstAttr = nil, nil
+				return n, a, nil
+			}
+			return reader.Read(b2, a2)
+		}))
 		bound.Store(&r)
-		return n, a, nil
+		return r.Read(b, a)
 	})
 }
 
-// lazyGiveUp is how many packets of a stream lazyLoop looks at for a
-// header extension before it decides the sender does not use it.
-const lazyGiveUp = 256
-
-func hasNACK(info *interceptor.StreamInfo) bool {
-	for _, fb := range info.RTCPFeedback {
-		if fb.Type == "nack" && fb.Parameter == "" {
-			return true
-		}
+// BindLocalStream binds the stream at its first packet, if local.
+func (l *lazyBind) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	if !l.f.local {
+		return l.inner.BindLocalStream(info, w)
 	}
-	return false
+	var mu sync.Mutex
+	var bound atomic.Pointer[interceptor.RTPWriter]
+	return interceptor.RTPWriterFunc(func(header *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if bw := bound.Load(); bw != nil {
+			return (*bw).Write(header, payload, a)
+		}
+		mu.Lock()
+		if bound.Load() == nil {
+			l.start()
+			inner := l.inner.BindLocalStream(info, w)
+			bound.Store(&inner)
+		}
+		mu.Unlock()
+		return (*bound.Load()).Write(header, payload, a)
+	})
 }
 
 // The rest goes to the inner interceptor as it is.
 
 // BindRTCPReader implements interceptor.Interceptor.
-func (l *lazyLoop) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+func (l *lazyBind) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
 	return l.inner.BindRTCPReader(r)
 }
 
-// BindLocalStream implements interceptor.Interceptor.
-func (l *lazyLoop) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	return l.inner.BindLocalStream(info, w)
-}
-
 // UnbindLocalStream implements interceptor.Interceptor.
-func (l *lazyLoop) UnbindLocalStream(info *interceptor.StreamInfo) { l.inner.UnbindLocalStream(info) }
+func (l *lazyBind) UnbindLocalStream(info *interceptor.StreamInfo) { l.inner.UnbindLocalStream(info) }
 
 // UnbindRemoteStream implements interceptor.Interceptor.
-func (l *lazyLoop) UnbindRemoteStream(info *interceptor.StreamInfo) { l.inner.UnbindRemoteStream(info) }
+func (l *lazyBind) UnbindRemoteStream(info *interceptor.StreamInfo) { l.inner.UnbindRemoteStream(info) }
 
 // Close implements interceptor.Interceptor: the inner interceptor stops
-// its goroutine, or never starts it (it checks for Close in BindRTCPWriter).
-func (l *lazyLoop) Close() error { return l.inner.Close() }
+// its goroutine, or never starts it (pion's check for Close in
+// BindRTCPWriter).
+func (l *lazyBind) Close() error { return l.inner.Close() }
 
 // nackHistory is how many sent packets of each video stream are kept for
 // NACK retransmission (a power of two): 256 are 1 s of a 2.5 Mbit/s screen
@@ -334,67 +397,3 @@ func (c *loggerCache) NewLogger(scope string) logging.LeveledLogger {
 	return l
 }
 
-// heardFilter keeps pion's receiver reports to the sources this side has
-// heard from. pion's report interceptor sends a receiver report every
-// second for every remote stream it knows from the SDP, heard or not; RFC
-// 3550 §6.4.2 reports only on sources heard from, and Chrome does so. A
-// SimpleX session has four m-lines and most calls use one or two, so
-// without the filter two SDK peers trade three reports a second each way
-// about streams that never sent, each a UDP packet to encrypt and decrypt,
-// and the peer, which reads RTCP only on the senders that send
-// (startSender), keeps them in pion's unread per-stream buffers until
-// those fill (100 KB each).
-type heardFilter struct {
-	interceptor.NoOp
-	mu    sync.Mutex
-	heard map[uint32]*atomic.Bool // by remote SSRC: a packet came
-}
-
-type heardFilterFactory struct{}
-
-// NewInterceptor implements interceptor.Factory.
-func (heardFilterFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &heardFilter{heard: map[uint32]*atomic.Bool{}}, nil
-}
-
-// BindRemoteStream notes the stream's first packet.
-func (f *heardFilter) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
-	heard := &atomic.Bool{}
-	f.mu.Lock()
-	f.heard[info.SSRC] = heard
-	f.mu.Unlock()
-	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		n, a, err := reader.Read(b, a)
-		if err == nil && !heard.Load() {
-			heard.Store(true)
-		}
-		return n, a, err
-	})
-}
-
-// UnbindRemoteStream forgets the stream.
-func (f *heardFilter) UnbindRemoteStream(info *interceptor.StreamInfo) {
-	f.mu.Lock()
-	delete(f.heard, info.SSRC)
-	f.mu.Unlock()
-}
-
-// BindRTCPWriter drops receiver reports whose only block is about a
-// stream not heard from (pion writes one such report per stream).
-func (f *heardFilter) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
-	return interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, a interceptor.Attributes) (int, error) {
-		if len(pkts) == 1 {
-			if rr, ok := pkts[0].(*rtcp.ReceiverReport); ok && len(rr.Reports) == 1 && !f.heardFrom(rr.Reports[0].SSRC) {
-				return 0, nil
-			}
-		}
-		return w.Write(pkts, a)
-	})
-}
-
-func (f *heardFilter) heardFrom(ssrc uint32) bool {
-	f.mu.Lock()
-	heard := f.heard[ssrc]
-	f.mu.Unlock()
-	return heard == nil || heard.Load() // unknown: not ours to judge
-}

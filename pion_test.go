@@ -1,58 +1,18 @@
 package smpcall
 
 import (
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/stretchr/testify/require"
 )
-
-// Receiver reports about a remote stream go out only once a packet of it
-// came; everything else passes.
-func TestHeardFilterDropsReportsAboutSilentStreams(t *testing.T) {
-	i, err := heardFilterFactory{}.NewInterceptor("pc")
-	require.NoError(t, err)
-	var written []rtcp.Packet
-	w := i.BindRTCPWriter(interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, _ interceptor.Attributes) (int, error) {
-		written = append(written, pkts...)
-		return len(pkts), nil
-	}))
-	r := i.BindRemoteStream(&interceptor.StreamInfo{SSRC: 5}, interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		return len(b), a, nil
-	}))
-	rr := func(ssrcs ...uint32) *rtcp.ReceiverReport {
-		p := &rtcp.ReceiverReport{SSRC: 1}
-		for _, s := range ssrcs {
-			p.Reports = append(p.Reports, rtcp.ReceptionReport{SSRC: s})
-		}
-		return p
-	}
-	pli := &rtcp.PictureLossIndication{MediaSSRC: 5}
-
-	_, err = w.Write([]rtcp.Packet{rr(5)}, nil)
-	require.NoError(t, err)
-	require.Empty(t, written, "nothing heard from 5 yet")
-	_, _ = w.Write([]rtcp.Packet{pli}, nil)
-	_, _ = w.Write([]rtcp.Packet{rr(9)}, nil)      // a stream the filter does not know
-	_, _ = w.Write([]rtcp.Packet{rr(5, 9)}, nil)   // not pion's one-block report
-	_, _ = w.Write([]rtcp.Packet{rr(5), pli}, nil) // a compound packet
-	require.Len(t, written, 5)
-
-	written = nil
-	_, _, err = r.Read(make([]byte, 10), nil)
-	require.NoError(t, err)
-	_, _ = w.Write([]rtcp.Packet{rr(5)}, nil)
-	require.Len(t, written, 1, "5 was heard")
-
-	i.UnbindRemoteStream(&interceptor.StreamInfo{SSRC: 5})
-	written = nil
-	_, _ = w.Write([]rtcp.Packet{rr(5)}, nil)
-	require.Len(t, written, 1, "forgotten: not ours to judge")
-}
 
 // A Client builds its pion API once: resolve makes it, with one logger
 // per scope for all calls unless the embedder brought a logger factory.
@@ -72,19 +32,21 @@ func TestPionSharedPerConfig(t *testing.T) {
 	require.Equal(t, "relay", relay.pion.rc.ICETransportPolicy.String())
 }
 
-// countingFactory makes interceptors that record what lazyLoop hands them.
+// countingFactory makes interceptors that record what lazyBind hands them.
 type countingFactory struct{ made *[]*countingInterceptor }
 
 func (f countingFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	c := &countingInterceptor{}
+	c := &countingInterceptor{reads: map[uint32]int{}, writes: map[uint32]int{}}
 	*f.made = append(*f.made, c)
 	return c, nil
 }
 
 type countingInterceptor struct {
 	interceptor.NoOp
-	writers, streams, reads int
-	closed                  bool
+	writers       int
+	remote, local []uint32
+	reads, writes map[uint32]int
+	closed        bool
 }
 
 func (c *countingInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
@@ -92,106 +54,206 @@ func (c *countingInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) intercept
 	return w
 }
 
-func (c *countingInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
-	c.streams++
+func (c *countingInterceptor) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+	c.remote = append(c.remote, info.SSRC)
 	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		c.reads++
-		return r.Read(b, a)
+		n, a, err := r.Read(b, a)
+		c.reads[info.SSRC]++
+		return n, a, err
+	})
+}
+
+func (c *countingInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	c.local = append(c.local, info.SSRC)
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, a interceptor.Attributes) (int, error) {
+		c.writes[info.SSRC]++
+		return w.Write(h, p, a)
 	})
 }
 
 func (c *countingInterceptor) Close() error { c.closed = true; return nil }
 
-// lazyLoop starts the NACK generator at a stream's first packet when the
-// stream has NACK feedback, and the TWCC sender at the first packet that
-// carries its header extension; streams it does not serve never start it.
-func TestLazyLoopStartsAtTheFirstPacketThatMatters(t *testing.T) {
-	var made []*countingInterceptor
-	packet := func(ext bool) []byte {
-		p := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1, SSRC: 7}, Payload: []byte{1, 2, 3}}
-		if ext {
-			require.NoError(t, p.SetExtension(4, []byte{0, 1}))
+func rtpPacket(t *testing.T, seq uint16, ext bool) []byte {
+	t.Helper()
+	p := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, SSRC: 7}, Payload: []byte{1, 2, 3}}
+	if ext {
+		require.NoError(t, p.SetExtension(4, []byte{0, 1}))
+	}
+	b, err := p.Marshal()
+	require.NoError(t, err)
+	return b
+}
+
+// packets is a reader that returns pkts in turn (the last one again and again).
+func packets(pkts ...[]byte) interceptor.RTPReader {
+	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n := copy(b, pkts[0])
+		if len(pkts) > 1 {
+			pkts = pkts[1:]
 		}
-		b, err := p.Marshal()
-		require.NoError(t, err)
-		return b
-	}
-	source := func(pkts ...[]byte) interceptor.RTPReader {
-		return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-			n := copy(b, pkts[0])
-			if len(pkts) > 1 {
-				pkts = pkts[1:]
-			}
-			return n, a, nil
-		})
-	}
-	buf := make([]byte, 1500)
-	w := interceptor.RTCPWriterFunc(func([]rtcp.Packet, interceptor.Attributes) (int, error) { return 0, nil })
+		return n, a, nil
+	})
+}
 
-	// NACK: an audio stream (no nack feedback) goes straight through;
-	// a video stream starts the generator at its first packet.
-	nackLoop, err := lazyLoopFactory{inner: countingFactory{&made}}.NewInterceptor("pc")
+var nopRTCPWriter = interceptor.RTCPWriterFunc(func([]rtcp.Packet, interceptor.Attributes) (int, error) { return 0, nil })
+
+// A held-back stream is bound at its first packet, which the interceptor
+// then reads too (so it counts exactly what it would have counted bound
+// from the start), and the loop starts with it; streams the rule lets
+// through are bound at once and do not start the loop.
+func TestLazyBindRemote(t *testing.T) {
+	var made []*countingInterceptor
+	li, err := lazyBindFactory{inner: countingFactory{&made}, loop: true, remote: remoteNACK}.NewInterceptor("pc")
 	require.NoError(t, err)
-	nackLoop.BindRTCPWriter(w)
-	audio := nackLoop.BindRemoteStream(&interceptor.StreamInfo{SSRC: 1}, source(packet(false)))
-	video := nackLoop.BindRemoteStream(&interceptor.StreamInfo{SSRC: 2, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}}, source(packet(false)))
 	in := made[0]
-	require.Equal(t, 1, in.streams, "the audio stream, handed over at once")
-	require.Zero(t, in.writers, "not started before a packet")
-	_, _, _ = audio.Read(buf, nil)
+	require.NotNil(t, li.BindRTCPWriter(nopRTCPWriter), "the writer is passed back")
+	audio := li.BindRemoteStream(&interceptor.StreamInfo{SSRC: 1}, packets(rtpPacket(t, 1, false)))
+	video := li.BindRemoteStream(&interceptor.StreamInfo{SSRC: 2, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}},
+		packets(rtpPacket(t, 10, false), rtpPacket(t, 11, false), rtpPacket(t, 12, false)))
+	require.Equal(t, []uint32{1}, in.remote, "audio handed over at once; video held back")
+	require.Zero(t, in.writers, "no loop before a packet")
+
+	buf := make([]byte, 1500)
+	_, _, err = audio.Read(buf, nil)
+	require.NoError(t, err)
 	require.Zero(t, in.writers, "audio does not start it")
-	require.Equal(t, 1, in.reads, "the audio packet, through the inner interceptor")
-	_, _, _ = video.Read(buf, nil)
-	require.Equal(t, 1, in.writers, "started")
-	require.Equal(t, 2, in.streams)
-	require.Equal(t, 1, in.reads, "the first video packet came before")
-	_, _, _ = video.Read(buf, nil)
-	_, _, _ = video.Read(buf, nil)
-	require.Equal(t, 3, in.reads, "then it sees every packet")
-	require.NoError(t, nackLoop.Close())
-	require.True(t, in.closed)
-
-	// TWCC: only a packet with the extension starts it.
-	twccLoop, err := lazyLoopFactory{inner: countingFactory{&made}, extURI: sdp.TransportCCURI}.NewInterceptor("pc")
-	require.NoError(t, err)
-	twccLoop.BindRTCPWriter(w)
-	info := &interceptor.StreamInfo{SSRC: 3, RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 4}}}
-	r := twccLoop.BindRemoteStream(info, source(packet(false), packet(false), packet(true), packet(true)))
-	in = made[1]
-	for range 2 {
-		n, _, err := r.Read(buf, nil)
+	var seqs []uint16
+	for range 3 {
+		n, _, err := video.Read(buf, nil)
 		require.NoError(t, err)
-		require.Equal(t, len(packet(false)), n, "packets pass through")
+		var p rtp.Packet
+		require.NoError(t, p.Unmarshal(buf[:n]))
+		seqs = append(seqs, p.SequenceNumber)
 	}
-	require.Zero(t, in.writers, "no packet carried the sequence number yet")
-	_, _, _ = r.Read(buf, nil)
-	require.Equal(t, 1, in.writers)
-	_, _, _ = r.Read(buf, nil)
-	require.Equal(t, 1, in.reads)
-	require.NoError(t, twccLoop.Close())
+	require.Equal(t, []uint16{10, 11, 12}, seqs, "every packet comes through, once, in order")
+	require.Equal(t, 1, in.writers, "started")
+	require.Equal(t, []uint32{1, 2}, in.remote)
+	require.Equal(t, 3, in.reads[2], "the interceptor saw the first video packet too")
+	require.NoError(t, li.Close())
+	require.True(t, in.closed)
+}
 
-	// A stream that does not carry the extension from the start never
-	// starts it: lazyLoop stops looking.
-	late, err := lazyLoopFactory{inner: countingFactory{&made}, extURI: sdp.TransportCCURI}.NewInterceptor("pc")
+// With an extension rule only a packet carrying it binds the stream; a
+// stream that has not carried it in its first lazyGiveUp packets never
+// binds.
+func TestLazyBindExtension(t *testing.T) {
+	var made []*countingInterceptor
+	rule := remoteWithExtension(sdp.TransportCCURI)
+	info := &interceptor.StreamInfo{SSRC: 3, RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 4}}}
+	buf := make([]byte, 1500)
+
+	li, err := lazyBindFactory{inner: countingFactory{&made}, loop: true, remote: rule}.NewInterceptor("pc")
 	require.NoError(t, err)
-	late.BindRTCPWriter(w)
-	pkts := make([][]byte, lazyGiveUp+1)
-	for i := range pkts {
-		pkts[i] = packet(false)
-	}
-	r = late.BindRemoteStream(info, source(append(pkts, packet(true))...))
-	for range lazyGiveUp + 2 {
+	li.BindRTCPWriter(nopRTCPWriter)
+	r := li.BindRemoteStream(info, packets(rtpPacket(t, 1, false), rtpPacket(t, 2, false), rtpPacket(t, 3, true), rtpPacket(t, 4, true)))
+	for range 2 {
 		_, _, err := r.Read(buf, nil)
 		require.NoError(t, err)
 	}
-	require.Zero(t, made[2].writers, "not started by a packet after it stopped looking")
-	require.NoError(t, late.Close())
+	require.Empty(t, made[0].remote, "no packet carried the sequence number yet")
+	_, _, _ = r.Read(buf, nil)
+	_, _, _ = r.Read(buf, nil)
+	require.Equal(t, 1, made[0].writers)
+	require.Equal(t, 2, made[0].reads[3])
+	require.NoError(t, li.Close())
 
-	// Closed before any packet: never started, still closed.
-	idle, err := lazyLoopFactory{inner: countingFactory{&made}}.NewInterceptor("pc")
+	li, err = lazyBindFactory{inner: countingFactory{&made}, loop: true, remote: rule}.NewInterceptor("pc")
 	require.NoError(t, err)
-	idle.BindRTCPWriter(w)
+	li.BindRTCPWriter(nopRTCPWriter)
+	pkts := make([][]byte, lazyGiveUp+1)
+	for i := range pkts {
+		pkts[i] = rtpPacket(t, uint16(i), false)
+	}
+	r = li.BindRemoteStream(info, packets(append(pkts, rtpPacket(t, 999, true))...))
+	for range lazyGiveUp + 3 {
+		_, _, err := r.Read(buf, nil)
+		require.NoError(t, err)
+	}
+	require.Empty(t, made[1].remote, "not bound by a packet after it stopped looking")
+	require.Zero(t, made[1].writers)
+	require.NoError(t, li.Close())
+
+	// A stream without the extension negotiated is handed over at once.
+	li, err = lazyBindFactory{inner: countingFactory{&made}, loop: true, remote: rule}.NewInterceptor("pc")
+	require.NoError(t, err)
+	li.BindRemoteStream(&interceptor.StreamInfo{SSRC: 9}, packets(rtpPacket(t, 1, false)))
+	require.Equal(t, []uint32{9}, made[2].remote)
+	require.NoError(t, li.Close())
+}
+
+// Local streams are bound at their first write, which the interceptor
+// sees; without loop the RTCP writer goes through at once; closed before
+// any packet, the loop never starts.
+func TestLazyBindLocal(t *testing.T) {
+	var made []*countingInterceptor
+	li, err := lazyBindFactory{inner: countingFactory{&made}, local: true}.NewInterceptor("pc")
+	require.NoError(t, err)
+	in := made[0]
+	li.BindRTCPWriter(nopRTCPWriter)
+	require.Equal(t, 1, in.writers, "no loop to hold back")
+	var wrote int
+	w := li.BindLocalStream(&interceptor.StreamInfo{SSRC: 5}, interceptor.RTPWriterFunc(func(*rtp.Header, []byte, interceptor.Attributes) (int, error) {
+		wrote++
+		return 0, nil
+	}))
+	require.Empty(t, in.local)
+	for range 3 {
+		_, err := w.Write(&rtp.Header{}, nil, nil)
+		require.NoError(t, err)
+	}
+	require.Equal(t, []uint32{5}, in.local)
+	require.Equal(t, 3, in.writes[5])
+	require.Equal(t, 3, wrote)
+	require.NoError(t, li.Close())
+
+	idle, err := lazyBindFactory{inner: countingFactory{&made}, loop: true, local: true}.NewInterceptor("pc")
+	require.NoError(t, err)
+	idle.BindRTCPWriter(nopRTCPWriter)
+	idle.BindLocalStream(&interceptor.StreamInfo{SSRC: 6}, interceptor.RTPWriterFunc(func(*rtp.Header, []byte, interceptor.Attributes) (int, error) { return 0, nil }))
 	require.NoError(t, idle.Close())
-	require.Zero(t, made[3].writers)
-	require.True(t, made[3].closed)
+	require.Zero(t, made[1].writers)
+	require.True(t, made[1].closed)
+}
+
+// With pion's own report interceptor: receiver reports go out about the
+// remote stream that sent, never about the one that did not (RFC 3550
+// §6.4.2).
+func TestLazyBindReceiverReportsOnlyHeardStreams(t *testing.T) {
+	f, err := report.NewReceiverInterceptor(report.ReceiverInterval(5 * time.Millisecond))
+	require.NoError(t, err)
+	li, err := lazyBindFactory{inner: f, loop: true, remote: remoteAll}.NewInterceptor("pc")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	about := map[uint32]int{}
+	li.BindRTCPWriter(interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, _ interceptor.Attributes) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range pkts {
+			if rr, ok := p.(*rtcp.ReceiverReport); ok {
+				for _, r := range rr.Reports {
+					about[r.SSRC]++
+				}
+			}
+		}
+		return 0, nil
+	}))
+	stream := func(ssrc uint32) *interceptor.StreamInfo {
+		return &interceptor.StreamInfo{SSRC: ssrc, ClockRate: 48000}
+	}
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1, SSRC: 7}, Payload: []byte{1}}
+	b, err := pkt.Marshal()
+	require.NoError(t, err)
+	heard := li.BindRemoteStream(stream(7), packets(b))
+	li.BindRemoteStream(stream(8), packets(b)) // never read: silent
+	_, _, err = heard.Read(make([]byte, 1500), nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return about[7] >= 3
+	}, 5*time.Second, time.Millisecond)
+	require.NoError(t, li.Close())
+	mu.Lock()
+	defer mu.Unlock()
+	require.Zero(t, about[8])
 }
