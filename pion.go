@@ -143,8 +143,12 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *w
 	}
 	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
-	ir.Add(lazyBindFactory{inner: responder, local: true})
-	ir.Add(lazyBindFactory{inner: generator, loop: true, remote: remoteNACK})
+	if err := addLazy(ir, lazyBindFactory{inner: responder, local: true}); err != nil {
+		return err
+	}
+	if err := addLazy(ir, lazyBindFactory{inner: generator, remote: remoteNACK}); err != nil {
+		return err
+	}
 
 	// webrtc.ConfigureRTCPReportsWithOptions
 	receiver, err := report.NewReceiverInterceptor(recvOpts...)
@@ -155,8 +159,12 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *w
 	if err != nil {
 		return err
 	}
-	ir.Add(lazyBindFactory{inner: receiver, loop: true, remote: remoteAll})
-	ir.Add(lazyBindFactory{inner: sender, loop: true, local: true})
+	if err := addLazy(ir, lazyBindFactory{inner: receiver, remote: remoteAll}); err != nil {
+		return err
+	}
+	if err := addLazy(ir, lazyBindFactory{inner: sender, local: true}); err != nil {
+		return err
+	}
 
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 		return err
@@ -176,7 +184,14 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *w
 	if err != nil {
 		return err
 	}
-	ir.Add(lazyBindFactory{inner: tw, loop: true, remote: remoteWithExtension(sdp.TransportCCURI)})
+	return addLazy(ir, lazyBindFactory{inner: tw, remote: remoteWithExtension(sdp.TransportCCURI)})
+}
+
+func addLazy(ir *interceptor.Registry, f lazyBindFactory) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	ir.Add(f)
 	return nil
 }
 
@@ -211,64 +226,107 @@ func remoteWithExtension(uri string) remoteRule {
 	}
 }
 
-// lazyBindFactory wraps an interceptor so that it is bound to a stream at
-// the stream's first packet (remote: the first read; local: the first
-// write) instead of when pion creates the stream, and, with loop, gets the
-// RTCP writer (which starts its goroutine) only then. The first packet is
-// handed to the interceptor too, so it sees exactly what it would have
-// seen bound from the start. With loop it relies on the interceptor
-// returning the RTCP writer it is given unchanged, as pion's NACK
-// generator, report and TWCC interceptors do (pion/interceptor v0.1.51).
+// lazyBindFactory wraps an interceptor so that it exists only once a
+// stream it concerns has a packet (remote: the first read; local: the
+// first write): then it is made, gets the RTCP writer (which starts its
+// goroutine) and the stream. The first packet is handed to it too, so it
+// sees exactly what it would have seen bound from the start. It relies on
+// the interceptor returning the RTCP writer it is given unchanged, and on
+// ignoring the streams the rules pass over, as pion's NACK, report and
+// TWCC interceptors do (pion/interceptor v0.1.51); the stats interceptor,
+// which wraps the writer, is not wrapped. Before it exists, RTCP read on a
+// sender or receiver goes past it: it concerns no stream it knows.
+//
+// The per peer connection part of an interceptor is worth holding back
+// too: pion's NACK responder keeps 8 KiB of retransmission-rate buckets
+// whether or not a video stream ever sends.
 type lazyBindFactory struct {
 	inner interceptor.Factory
-	// loop: hold back BindRTCPWriter until a stream is bound.
-	loop bool
-	// local: hold back local streams; remote: which remote streams to
-	// hold back (nil: none).
+	// local: bind local streams (at their first packet); remote: which
+	// remote streams to bind (nil: none).
 	local  bool
 	remote remoteRule
 }
 
 // NewInterceptor implements interceptor.Factory.
 func (f lazyBindFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
-	in, err := f.inner.NewInterceptor(id)
+	return &lazyBind{f: f, id: id}, nil
+}
+
+// check makes one interceptor, so that bad options fail when the
+// registry is built rather than at a call's first packet.
+func (f lazyBindFactory) check() error {
+	in, err := f.inner.NewInterceptor("")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &lazyBind{inner: in, f: f}, nil
+	return in.Close()
 }
 
 type lazyBind struct {
-	inner interceptor.Interceptor
-	f     lazyBindFactory
+	f  lazyBindFactory
+	id string
 
-	mu      sync.Mutex
-	writer  interceptor.RTCPWriter
-	started bool
+	mu     sync.Mutex
+	inner  interceptor.Interceptor // nil until a stream needs it
+	writer interceptor.RTCPWriter
+	closed bool
+	made   atomic.Pointer[interceptor.Interceptor]
 }
 
-// start gives the inner interceptor its RTCP writer, once.
-func (l *lazyBind) start() {
-	if !l.f.loop {
-		return
+// get makes the inner interceptor, once; nil after Close.
+func (l *lazyBind) get() interceptor.Interceptor {
+	if in := l.made.Load(); in != nil {
+		return *in
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.started && l.writer != nil {
-		l.started = true
-		l.inner.BindRTCPWriter(l.writer)
+	if l.inner == nil && !l.closed {
+		in, err := l.f.inner.NewInterceptor(l.id)
+		if err != nil {
+			return nil // check saw the same options succeed
+		}
+		if l.writer != nil {
+			in.BindRTCPWriter(l.writer)
+		}
+		l.inner = in
+		l.made.Store(&in)
 	}
+	return l.inner
 }
 
-// BindRTCPWriter keeps the writer for start, or passes it on.
+// BindRTCPWriter keeps the writer for get.
 func (l *lazyBind) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
-	if !l.f.loop {
-		return l.inner.BindRTCPWriter(w)
-	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.writer = w
-	l.mu.Unlock()
+	if l.inner != nil {
+		l.inner.BindRTCPWriter(w)
+	}
 	return w
+}
+
+// BindRTCPReader reads past the interceptor until it exists, then
+// through it.
+func (l *lazyBind) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	var through atomic.Pointer[interceptor.RTCPReader]
+	var mu sync.Mutex
+	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		if t := through.Load(); t != nil {
+			return (*t).Read(b, a)
+		}
+		in := l.made.Load()
+		if in == nil {
+			return r.Read(b, a)
+		}
+		mu.Lock()
+		if through.Load() == nil {
+			t := (*in).BindRTCPReader(r)
+			through.Store(&t)
+		}
+		mu.Unlock()
+		return (*through.Load()).Read(b, a)
+	})
 }
 
 // lazyGiveUp is how many packets of a stream lazyBind looks at for a
@@ -282,7 +340,7 @@ func (l *lazyBind) BindRemoteStream(info *interceptor.StreamInfo, reader interce
 		lazy, extID = l.f.remote(info)
 	}
 	if !lazy {
-		return l.inner.BindRemoteStream(info, reader)
+		return reader // the interceptor would pass it through as it is
 	}
 	var bound atomic.Pointer[interceptor.RTPReader]
 	// The stream's reader (one goroutine) owns these.
@@ -313,10 +371,13 @@ func (l *lazyBind) BindRemoteStream(info *interceptor.StreamInfo, reader interce
 				return n, a, nil
 			}
 		}
-		l.start()
-		// The inner interceptor reads this packet again, then the stream.
+		in := l.get()
+		if in == nil {
+			return n, a, nil // closed
+		}
+		// The interceptor reads this packet again, then the stream.
 		first, firstAttr := b[:n], a
-		r := l.inner.BindRemoteStream(info, interceptor.RTPReaderFunc(func(b2 []byte, a2 interceptor.Attributes) (int, interceptor.Attributes, error) {
+		r := in.BindRemoteStream(info, interceptor.RTPReaderFunc(func(b2 []byte, a2 interceptor.Attributes) (int, interceptor.Attributes, error) {
 			if first != nil {
 				n, a := copy(b2, first), firstAttr
 				first, firstAttr = nil, nil
@@ -332,7 +393,7 @@ func (l *lazyBind) BindRemoteStream(info *interceptor.StreamInfo, reader interce
 // BindLocalStream binds the stream at its first packet, if local.
 func (l *lazyBind) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
 	if !l.f.local {
-		return l.inner.BindLocalStream(info, w)
+		return w // the interceptor would pass it through as it is
 	}
 	var mu sync.Mutex
 	var bound atomic.Pointer[interceptor.RTPWriter]
@@ -342,32 +403,41 @@ func (l *lazyBind) BindLocalStream(info *interceptor.StreamInfo, w interceptor.R
 		}
 		mu.Lock()
 		if bound.Load() == nil {
-			l.start()
-			inner := l.inner.BindLocalStream(info, w)
-			bound.Store(&inner)
+			bw := w
+			if in := l.get(); in != nil {
+				bw = in.BindLocalStream(info, w)
+			}
+			bound.Store(&bw)
 		}
 		mu.Unlock()
 		return (*bound.Load()).Write(header, payload, a)
 	})
 }
 
-// The rest goes to the inner interceptor as it is.
-
-// BindRTCPReader implements interceptor.Interceptor.
-func (l *lazyBind) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
-	return l.inner.BindRTCPReader(r)
+// UnbindLocalStream implements interceptor.Interceptor.
+func (l *lazyBind) UnbindLocalStream(info *interceptor.StreamInfo) {
+	if in := l.made.Load(); in != nil {
+		(*in).UnbindLocalStream(info)
+	}
 }
 
-// UnbindLocalStream implements interceptor.Interceptor.
-func (l *lazyBind) UnbindLocalStream(info *interceptor.StreamInfo) { l.inner.UnbindLocalStream(info) }
-
 // UnbindRemoteStream implements interceptor.Interceptor.
-func (l *lazyBind) UnbindRemoteStream(info *interceptor.StreamInfo) { l.inner.UnbindRemoteStream(info) }
+func (l *lazyBind) UnbindRemoteStream(info *interceptor.StreamInfo) {
+	if in := l.made.Load(); in != nil {
+		(*in).UnbindRemoteStream(info)
+	}
+}
 
-// Close implements interceptor.Interceptor: the inner interceptor stops
-// its goroutine, or never starts it (pion's check for Close in
-// BindRTCPWriter).
-func (l *lazyBind) Close() error { return l.inner.Close() }
+// Close closes the interceptor if it was made; none is made after.
+func (l *lazyBind) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.inner != nil {
+		return l.inner.Close()
+	}
+	return nil
+}
 
 // nackHistory is how many sent packets of each video stream are kept for
 // NACK retransmission (a power of two): 256 are 1 s of a 2.5 Mbit/s screen
@@ -396,4 +466,3 @@ func (c *loggerCache) NewLogger(scope string) logging.LeveledLogger {
 	}
 	return l
 }
-

@@ -1,6 +1,7 @@
 package smpcall
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -43,15 +44,22 @@ func (f countingFactory) NewInterceptor(string) (interceptor.Interceptor, error)
 
 type countingInterceptor struct {
 	interceptor.NoOp
-	writers       int
-	remote, local []uint32
-	reads, writes map[uint32]int
-	closed        bool
+	writers, rtcpReads int
+	remote, local      []uint32
+	reads, writes      map[uint32]int
+	closed             bool
 }
 
 func (c *countingInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
 	c.writers++
 	return w
+}
+
+func (c *countingInterceptor) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		c.rtcpReads++
+		return r.Read(b, a)
+	})
 }
 
 func (c *countingInterceptor) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
@@ -97,26 +105,30 @@ func packets(pkts ...[]byte) interceptor.RTPReader {
 
 var nopRTCPWriter = interceptor.RTCPWriterFunc(func([]rtcp.Packet, interceptor.Attributes) (int, error) { return 0, nil })
 
-// A held-back stream is bound at its first packet, which the interceptor
-// then reads too (so it counts exactly what it would have counted bound
-// from the start), and the loop starts with it; streams the rule lets
-// through are bound at once and do not start the loop.
+var oneRTCP = interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+	return copy(b, []byte{0x80, 201, 0, 1, 0, 0, 0, 1}), a, nil
+})
+
+// The interceptor is made at the first packet of a stream it concerns,
+// gets the RTCP writer then, and reads that packet too (it counts exactly
+// what it would have counted bound from the start); streams it does not
+// concern never make it; RTCP goes past it until it exists, then through.
 func TestLazyBindRemote(t *testing.T) {
 	var made []*countingInterceptor
-	li, err := lazyBindFactory{inner: countingFactory{&made}, loop: true, remote: remoteNACK}.NewInterceptor("pc")
+	li, err := lazyBindFactory{inner: countingFactory{&made}, remote: remoteNACK}.NewInterceptor("pc")
 	require.NoError(t, err)
-	in := made[0]
 	require.NotNil(t, li.BindRTCPWriter(nopRTCPWriter), "the writer is passed back")
+	rtcpIn := li.BindRTCPReader(oneRTCP)
 	audio := li.BindRemoteStream(&interceptor.StreamInfo{SSRC: 1}, packets(rtpPacket(t, 1, false)))
 	video := li.BindRemoteStream(&interceptor.StreamInfo{SSRC: 2, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}},
 		packets(rtpPacket(t, 10, false), rtpPacket(t, 11, false), rtpPacket(t, 12, false)))
-	require.Equal(t, []uint32{1}, in.remote, "audio handed over at once; video held back")
-	require.Zero(t, in.writers, "no loop before a packet")
-
 	buf := make([]byte, 1500)
 	_, _, err = audio.Read(buf, nil)
 	require.NoError(t, err)
-	require.Zero(t, in.writers, "audio does not start it")
+	_, _, err = rtcpIn.Read(buf, nil)
+	require.NoError(t, err)
+	require.Empty(t, made, "nothing made before a packet that concerns it")
+
 	var seqs []uint16
 	for range 3 {
 		n, _, err := video.Read(buf, nil)
@@ -126,23 +138,28 @@ func TestLazyBindRemote(t *testing.T) {
 		seqs = append(seqs, p.SequenceNumber)
 	}
 	require.Equal(t, []uint16{10, 11, 12}, seqs, "every packet comes through, once, in order")
-	require.Equal(t, 1, in.writers, "started")
-	require.Equal(t, []uint32{1, 2}, in.remote)
-	require.Equal(t, 3, in.reads[2], "the interceptor saw the first video packet too")
+	require.Len(t, made, 1)
+	in := made[0]
+	require.Equal(t, 1, in.writers, "the writer, at once")
+	require.Equal(t, []uint32{2}, in.remote)
+	require.Equal(t, 3, in.reads[2], "it saw the first video packet too")
+	_, _, err = rtcpIn.Read(buf, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, in.rtcpReads, "RTCP through it, now that it exists")
 	require.NoError(t, li.Close())
 	require.True(t, in.closed)
 }
 
-// With an extension rule only a packet carrying it binds the stream; a
-// stream that has not carried it in its first lazyGiveUp packets never
-// binds.
+// With an extension rule only a packet carrying it makes the interceptor;
+// a stream that has not carried it in its first lazyGiveUp packets never
+// does; a stream without it negotiated goes past.
 func TestLazyBindExtension(t *testing.T) {
 	var made []*countingInterceptor
 	rule := remoteWithExtension(sdp.TransportCCURI)
 	info := &interceptor.StreamInfo{SSRC: 3, RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 4}}}
 	buf := make([]byte, 1500)
 
-	li, err := lazyBindFactory{inner: countingFactory{&made}, loop: true, remote: rule}.NewInterceptor("pc")
+	li, err := lazyBindFactory{inner: countingFactory{&made}, remote: rule}.NewInterceptor("pc")
 	require.NoError(t, err)
 	li.BindRTCPWriter(nopRTCPWriter)
 	r := li.BindRemoteStream(info, packets(rtpPacket(t, 1, false), rtpPacket(t, 2, false), rtpPacket(t, 3, true), rtpPacket(t, 4, true)))
@@ -150,14 +167,15 @@ func TestLazyBindExtension(t *testing.T) {
 		_, _, err := r.Read(buf, nil)
 		require.NoError(t, err)
 	}
-	require.Empty(t, made[0].remote, "no packet carried the sequence number yet")
+	require.Empty(t, made, "no packet carried the sequence number yet")
 	_, _, _ = r.Read(buf, nil)
 	_, _, _ = r.Read(buf, nil)
+	require.Len(t, made, 1)
 	require.Equal(t, 1, made[0].writers)
 	require.Equal(t, 2, made[0].reads[3])
 	require.NoError(t, li.Close())
 
-	li, err = lazyBindFactory{inner: countingFactory{&made}, loop: true, remote: rule}.NewInterceptor("pc")
+	li, err = lazyBindFactory{inner: countingFactory{&made}, remote: rule}.NewInterceptor("pc")
 	require.NoError(t, err)
 	li.BindRTCPWriter(nopRTCPWriter)
 	pkts := make([][]byte, lazyGiveUp+1)
@@ -169,50 +187,60 @@ func TestLazyBindExtension(t *testing.T) {
 		_, _, err := r.Read(buf, nil)
 		require.NoError(t, err)
 	}
-	require.Empty(t, made[1].remote, "not bound by a packet after it stopped looking")
-	require.Zero(t, made[1].writers)
+	require.Len(t, made, 1, "not made by a packet after it stopped looking")
 	require.NoError(t, li.Close())
 
-	// A stream without the extension negotiated is handed over at once.
-	li, err = lazyBindFactory{inner: countingFactory{&made}, loop: true, remote: rule}.NewInterceptor("pc")
+	li, err = lazyBindFactory{inner: countingFactory{&made}, remote: rule}.NewInterceptor("pc")
 	require.NoError(t, err)
-	li.BindRemoteStream(&interceptor.StreamInfo{SSRC: 9}, packets(rtpPacket(t, 1, false)))
-	require.Equal(t, []uint32{9}, made[2].remote)
+	_, _, err = li.BindRemoteStream(&interceptor.StreamInfo{SSRC: 9}, packets(rtpPacket(t, 1, true))).Read(buf, nil)
+	require.NoError(t, err)
+	require.Len(t, made, 1, "the extension is not negotiated on this stream")
 	require.NoError(t, li.Close())
 }
 
-// Local streams are bound at their first write, which the interceptor
-// sees; without loop the RTCP writer goes through at once; closed before
-// any packet, the loop never starts.
+// Local streams make it at their first write, which it sees; closed
+// before any packet, it is never made, and packets after Close go past.
 func TestLazyBindLocal(t *testing.T) {
 	var made []*countingInterceptor
 	li, err := lazyBindFactory{inner: countingFactory{&made}, local: true}.NewInterceptor("pc")
 	require.NoError(t, err)
-	in := made[0]
 	li.BindRTCPWriter(nopRTCPWriter)
-	require.Equal(t, 1, in.writers, "no loop to hold back")
 	var wrote int
-	w := li.BindLocalStream(&interceptor.StreamInfo{SSRC: 5}, interceptor.RTPWriterFunc(func(*rtp.Header, []byte, interceptor.Attributes) (int, error) {
+	sink := interceptor.RTPWriterFunc(func(*rtp.Header, []byte, interceptor.Attributes) (int, error) {
 		wrote++
 		return 0, nil
-	}))
-	require.Empty(t, in.local)
+	})
+	w := li.BindLocalStream(&interceptor.StreamInfo{SSRC: 5}, sink)
+	require.Empty(t, made)
 	for range 3 {
 		_, err := w.Write(&rtp.Header{}, nil, nil)
 		require.NoError(t, err)
 	}
-	require.Equal(t, []uint32{5}, in.local)
-	require.Equal(t, 3, in.writes[5])
+	require.Len(t, made, 1)
+	require.Equal(t, []uint32{5}, made[0].local)
+	require.Equal(t, 3, made[0].writes[5])
+	require.Equal(t, 1, made[0].writers)
 	require.Equal(t, 3, wrote)
 	require.NoError(t, li.Close())
 
-	idle, err := lazyBindFactory{inner: countingFactory{&made}, loop: true, local: true}.NewInterceptor("pc")
+	idle, err := lazyBindFactory{inner: countingFactory{&made}, local: true}.NewInterceptor("pc")
 	require.NoError(t, err)
 	idle.BindRTCPWriter(nopRTCPWriter)
-	idle.BindLocalStream(&interceptor.StreamInfo{SSRC: 6}, interceptor.RTPWriterFunc(func(*rtp.Header, []byte, interceptor.Attributes) (int, error) { return 0, nil }))
+	w = idle.BindLocalStream(&interceptor.StreamInfo{SSRC: 6}, sink)
 	require.NoError(t, idle.Close())
-	require.Zero(t, made[1].writers)
-	require.True(t, made[1].closed)
+	_, err = w.Write(&rtp.Header{}, nil, nil)
+	require.NoError(t, err)
+	require.Len(t, made, 1, "never made")
+	require.Equal(t, 4, wrote, "the packet went past")
+
+	// Options the factory refuses fail when the registry is built.
+	require.Error(t, lazyBindFactory{inner: failingFactory{}}.check())
+}
+
+type failingFactory struct{}
+
+func (failingFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return nil, errors.New("bad options")
 }
 
 // With pion's own report interceptor: receiver reports go out about the
@@ -221,7 +249,7 @@ func TestLazyBindLocal(t *testing.T) {
 func TestLazyBindReceiverReportsOnlyHeardStreams(t *testing.T) {
 	f, err := report.NewReceiverInterceptor(report.ReceiverInterval(5 * time.Millisecond))
 	require.NoError(t, err)
-	li, err := lazyBindFactory{inner: f, loop: true, remote: remoteAll}.NewInterceptor("pc")
+	li, err := lazyBindFactory{inner: f, remote: remoteAll}.NewInterceptor("pc")
 	require.NoError(t, err)
 	var mu sync.Mutex
 	about := map[uint32]int{}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,7 @@ type capacityOptions struct {
 	connectTimeout time.Duration
 	quiet          bool
 	rawMLines      int
+	repeat         int
 }
 
 func parseCapacity(args []string, stderr io.Writer) (*capacityOptions, error) {
@@ -73,6 +75,7 @@ func parseCapacity(args []string, stderr io.Writer) (*capacityOptions, error) {
 	fs.IntVar(&o.width, "connect-width", 16, "calls set up at once")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 60*time.Second, "bound on one call's setup")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
+	fs.IntVar(&o.repeat, "repeat", 1, "rounds of every step, each kind's alternating with the other's; the step reports the medians of the costs and passes when every round does")
 	fs.IntVar(&o.rawMLines, "raw-mlines", 1, "m-lines of a raw pair: 1 (the baseline), or up to 4 to see what the SimpleX session's idle m-lines cost pion itself")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -126,6 +129,8 @@ func parseCapacity(args []string, stderr io.Writer) (*capacityOptions, error) {
 		return nil, errors.New("capacity: -video-fps must be 1–60 and -video-kbps positive")
 	case o.minDelivery <= 0 || o.minDelivery > 1:
 		return nil, errors.New("capacity: -min-delivery must be in (0, 1]")
+	case o.repeat < 1 || o.repeat > 9:
+		return nil, errors.New("capacity: -repeat must be 1 to 9")
 	case o.rawMLines < 1 || o.rawMLines > 4:
 		return nil, errors.New("capacity: -raw-mlines must be 1 to 4")
 	case o.width <= 0:
@@ -178,6 +183,7 @@ type settings struct {
 	LegsPerCall   int     `json:"measured_legs_per_call"`
 	RawFrameBytes int     `json:"raw_frame_bytes"`
 	RawMLines     int     `json:"raw_mlines"`
+	Repeat        int     `json:"repeat"`
 }
 
 // step is one kind at one call count.
@@ -210,7 +216,10 @@ type step struct {
 	HeapTotalMB      float64 `json:"heap_total_mb"`
 	GoroutinesTotal  int     `json:"goroutines_total"`
 	Pass             bool    `json:"pass"`
-	Failure          string  `json:"failure,omitempty"`
+	// Rounds are the measurements a step with -repeat combines (medians
+	// of the costs, sums of the frames, the worst latency).
+	Rounds  []step `json:"rounds,omitempty"`
+	Failure string `json:"failure,omitempty"`
 }
 
 type comparison struct {
@@ -310,7 +319,7 @@ func capacity(ctx context.Context, o *capacityOptions, stderr io.Writer) (*summa
 			LoadBefore: loadavg(), ProcessMode: o.peers},
 		Settings: settings{Media: "audio", FrameBytes: r.spec.Bytes, FramesPerSec: float64(time.Second) / float64(r.spec.Interval),
 			UDPMux: o.udpMux, WindowSeconds: o.window.Seconds(), MinDelivery: o.minDelivery,
-			MaxP99Ms: ms(o.maxP99), LegsPerCall: legsPerCall, RawFrameBytes: rawSpec(r.spec).Bytes, RawMLines: o.rawMLines},
+			MaxP99Ms: ms(o.maxP99), LegsPerCall: legsPerCall, RawFrameBytes: rawSpec(r.spec).Bytes, RawMLines: o.rawMLines, Repeat: o.repeat},
 		MaxCalls: map[string]int{},
 	}
 	if o.video {
@@ -319,20 +328,36 @@ func capacity(ctx context.Context, o *capacityOptions, stderr io.Writer) (*summa
 	failed := map[string]bool{}
 	check := "pass"
 	for _, n := range o.calls {
+		// Each kind's rounds alternate with the other's, so that both see
+		// the same machine (others' load changes the CPU a leg takes).
+		rounds := map[string][]step{}
+		for range o.repeat {
+			for _, kind := range o.kinds {
+				if failed[kind] {
+					continue
+				}
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				st := r.step(ctx, kind, n, legsPerCall)
+				if o.repeat > 1 {
+					r.progress(st, "round")
+				}
+				rounds[kind] = append(rounds[kind], st)
+				if !st.Pass {
+					failed[kind] = true
+				}
+			}
+		}
 		for _, kind := range o.kinds {
-			if failed[kind] {
+			if len(rounds[kind]) == 0 {
 				continue
 			}
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			st := r.step(ctx, kind, n, legsPerCall)
+			st := combine(rounds[kind])
 			sum.Steps = append(sum.Steps, st)
-			r.progress(st)
+			r.progress(st, "")
 			if st.Pass {
 				sum.MaxCalls[kind] = n
-			} else {
-				failed[kind] = true
 			}
 			if o.check && check == "pass" && (st.Connected < n || st.Delivery < o.minDelivery) {
 				check = fmt.Sprintf("%s at %d calls: %d connected, delivery %.4f%% (%d of %d frames)",
@@ -396,10 +421,62 @@ func (r *runner) logf(format string, args ...any) {
 	}
 }
 
-func (r *runner) progress(st step) {
+// combine makes one step of a kind's rounds at one count: the medians
+// of the costs, the sums of the frames, the worst latency and connection
+// count; it passes when every round did.
+func combine(rounds []step) step {
+	if len(rounds) == 1 {
+		return rounds[0]
+	}
+	st := rounds[0]
+	st.Rounds = rounds
+	med := func(get func(*step) float64) float64 {
+		v := make([]float64, len(rounds))
+		for i := range rounds {
+			v[i] = get(&rounds[i])
+		}
+		sort.Float64s(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return round((v[len(v)/2-1]+v[len(v)/2])/2, 3)
+	}
+	st.CPUCores = med(func(s *step) float64 { return s.CPUCores })
+	st.CPUPerLegMillis = med(func(s *step) float64 { return s.CPUPerLegMillis })
+	st.PeerCPUCores = med(func(s *step) float64 { return s.PeerCPUCores })
+	st.HeapPerLegKB = med(func(s *step) float64 { return s.HeapPerLegKB })
+	st.GoroutinesPerLeg = med(func(s *step) float64 { return s.GoroutinesPerLeg })
+	st.SocketsPerLeg = med(func(s *step) float64 { return s.SocketsPerLeg })
+	st.SetupSeconds = med(func(s *step) float64 { return s.SetupSeconds })
+	st.Expected, st.Sent, st.Received, st.DecryptKO = 0, 0, 0, 0
+	for i := range rounds {
+		s := &rounds[i]
+		st.Expected += s.Expected
+		st.Sent += s.Sent
+		st.Received += s.Received
+		st.DecryptKO += s.DecryptKO
+		st.Connected = min(st.Connected, s.Connected)
+		st.Live = min(st.Live, s.Live)
+		st.P50Ms = max(st.P50Ms, s.P50Ms)
+		st.P99Ms = max(st.P99Ms, s.P99Ms)
+		if st.Failure == "" && s.Failure != "" {
+			st.Failure = fmt.Sprintf("round %d: %s", i+1, s.Failure)
+		}
+	}
+	if st.Sent > 0 {
+		st.Delivery = round(float64(st.Received)/float64(st.Sent), 6)
+	}
+	st.Pass = st.Failure == ""
+	return st
+}
+
+func (r *runner) progress(st step, label string) {
 	mark := "ok"
 	if !st.Pass {
 		mark = "FAIL: " + st.Failure
+	}
+	if label != "" {
+		mark = label + " " + mark
 	}
 	r.logf("%-8s %5d calls: %d/%d connected in %.1fs, delivery %.3f%% (%d/%d), p50 %.1fms p99 %.1fms, cpu %.2f cores = %.2f mcore/leg, heap %.0f KB/leg, %.1f goroutines/leg, %.2f sockets/leg — %s",
 		st.Kind, st.Calls, st.Connected, st.Calls, st.SetupSeconds, 100*st.Delivery, st.Received, st.Sent,
