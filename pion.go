@@ -143,7 +143,7 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *w
 	}
 	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
-	if err := addLazy(ir, lazyBindFactory{inner: responder, local: true}); err != nil {
+	if err := addLazy(ir, lazyBindFactory{inner: responder, local: hasNACK, rtcp: true}); err != nil {
 		return err
 	}
 	if err := addLazy(ir, lazyBindFactory{inner: generator, remote: remoteNACK}); err != nil {
@@ -159,10 +159,10 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *w
 	if err != nil {
 		return err
 	}
-	if err := addLazy(ir, lazyBindFactory{inner: receiver, remote: remoteAll}); err != nil {
+	if err := addLazy(ir, lazyBindFactory{inner: receiver, remote: remoteAll, rtcp: true}); err != nil {
 		return err
 	}
-	if err := addLazy(ir, lazyBindFactory{inner: sender, local: true}); err != nil {
+	if err := addLazy(ir, lazyBindFactory{inner: sender, local: allStreams}); err != nil {
 		return err
 	}
 
@@ -203,14 +203,20 @@ func remoteAll(*interceptor.StreamInfo) (bool, uint8) { return true, 0 }
 
 // remoteNACK holds back the streams with NACK feedback (pion's generator
 // ignores the others).
-func remoteNACK(info *interceptor.StreamInfo) (bool, uint8) {
+func remoteNACK(info *interceptor.StreamInfo) (bool, uint8) { return hasNACK(info), 0 }
+
+// hasNACK reports whether a stream negotiated NACK feedback (RFC 4585
+// §4.2), the streams pion's NACK interceptors handle.
+func hasNACK(info *interceptor.StreamInfo) bool {
 	for _, fb := range info.RTCPFeedback {
 		if fb.Type == "nack" && fb.Parameter == "" {
-			return true, 0
+			return true
 		}
 	}
-	return false, 0
+	return false
 }
+
+func allStreams(*interceptor.StreamInfo) bool { return true }
 
 // remoteWithExtension holds back the streams that negotiated the header
 // extension until a packet carries it (pion's TWCC sender ignores the
@@ -242,10 +248,13 @@ func remoteWithExtension(uri string) remoteRule {
 // whether or not a video stream ever sends.
 type lazyBindFactory struct {
 	inner interceptor.Factory
-	// local: bind local streams (at their first packet); remote: which
-	// remote streams to bind (nil: none).
-	local  bool
+	// local and remote say which streams to bind, at their first packet
+	// (nil: none).
+	local  func(*interceptor.StreamInfo) bool
 	remote remoteRule
+	// rtcp: the interceptor reads RTCP (pion's NACK responder and report
+	// receiver do); others' BindRTCPReader is not called.
+	rtcp bool
 }
 
 // NewInterceptor implements interceptor.Factory.
@@ -309,24 +318,34 @@ func (l *lazyBind) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWrit
 // BindRTCPReader reads past the interceptor until it exists, then
 // through it.
 func (l *lazyBind) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
-	var through atomic.Pointer[interceptor.RTCPReader]
-	var mu sync.Mutex
-	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		if t := through.Load(); t != nil {
-			return (*t).Read(b, a)
-		}
-		in := l.made.Load()
-		if in == nil {
-			return r.Read(b, a)
-		}
-		mu.Lock()
-		if through.Load() == nil {
-			t := (*in).BindRTCPReader(r)
-			through.Store(&t)
-		}
-		mu.Unlock()
-		return (*through.Load()).Read(b, a)
-	})
+	if !l.f.rtcp {
+		return r
+	}
+	return &lazyRTCPReader{l: l, r: r}
+}
+
+type lazyRTCPReader struct {
+	l       *lazyBind
+	r       interceptor.RTCPReader
+	mu      sync.Mutex
+	through atomic.Pointer[interceptor.RTCPReader]
+}
+
+func (lr *lazyRTCPReader) Read(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+	if t := lr.through.Load(); t != nil {
+		return (*t).Read(b, a)
+	}
+	in := lr.l.made.Load()
+	if in == nil {
+		return lr.r.Read(b, a)
+	}
+	lr.mu.Lock()
+	if lr.through.Load() == nil {
+		t := (*in).BindRTCPReader(lr.r)
+		lr.through.Store(&t)
+	}
+	lr.mu.Unlock()
+	return (*lr.through.Load()).Read(b, a)
 }
 
 // lazyGiveUp is how many packets of a stream lazyBind looks at for a
@@ -342,57 +361,77 @@ func (l *lazyBind) BindRemoteStream(info *interceptor.StreamInfo, reader interce
 	if !lazy {
 		return reader // the interceptor would pass it through as it is
 	}
-	var bound atomic.Pointer[interceptor.RTPReader]
-	// The stream's reader (one goroutine) owns these.
-	var h rtp.Header // reused: Unmarshal allocates nothing once it has capacity
-	seen := 0
-	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		if r := bound.Load(); r != nil {
-			return (*r).Read(b, a)
+	return &lazyRemote{l: l, info: info, reader: reader, extID: extID}
+}
+
+// lazyRemote is a remote stream's reader until the interceptor is bound
+// to it. One goroutine reads a stream.
+type lazyRemote struct {
+	l      *lazyBind
+	info   *interceptor.StreamInfo
+	reader interceptor.RTPReader
+	extID  uint8
+	h      *rtp.Header // reused: Unmarshal allocates nothing once it has capacity
+	seen   int
+	bound  interceptor.RTPReader
+	// first is the packet that bound the stream, which the interceptor
+	// reads again.
+	first     []byte
+	firstAttr interceptor.Attributes
+}
+
+func (s *lazyRemote) Read(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+	if s.bound != nil {
+		return s.bound.Read(b, a)
+	}
+	n, a, err := s.reader.Read(b, a)
+	if err != nil || s.seen > lazyGiveUp {
+		return n, a, err
+	}
+	if s.extID != 0 {
+		s.seen++
+		if s.seen > lazyGiveUp {
+			// A sender that numbers packets for transport-wide feedback
+			// does so from its first packet (Chrome does); this one does
+			// not (pion does not), so stop looking.
+			return n, a, nil
 		}
-		n, a, err := reader.Read(b, a)
-		if err != nil || seen > lazyGiveUp {
-			return n, a, err
+		// No header extension at all (RFC 3550 §5.1, the X bit): not worth
+		// parsing the header.
+		if n == 0 || b[0]&0x10 == 0 {
+			return n, a, nil
 		}
-		if extID != 0 {
-			seen++
-			if seen > lazyGiveUp {
-				// A sender that numbers packets for transport-wide
-				// feedback does so from its first packet (Chrome does);
-				// this one does not (pion does not), so stop looking.
-				return n, a, nil
-			}
-			// No header extension at all (RFC 3550 §5.1, the X bit): not
-			// worth parsing the header.
-			if n == 0 || b[0]&0x10 == 0 {
-				return n, a, nil
-			}
-			if _, err := h.Unmarshal(b[:n]); err != nil || h.GetExtension(extID) == nil {
-				return n, a, nil
-			}
+		if s.h == nil {
+			s.h = &rtp.Header{}
 		}
-		in := l.get()
-		if in == nil {
-			return n, a, nil // closed
+		if _, err := s.h.Unmarshal(b[:n]); err != nil || s.h.GetExtension(s.extID) == nil {
+			return n, a, nil
 		}
-		// The interceptor reads this packet again, then the stream.
-		first, firstAttr := b[:n], a
-		r := in.BindRemoteStream(info, interceptor.RTPReaderFunc(func(b2 []byte, a2 interceptor.Attributes) (int, interceptor.Attributes, error) {
-			if first != nil {
-				n, a := copy(b2, first), firstAttr
-				first, firstAttr = nil, nil
-				return n, a, nil
-			}
-			return reader.Read(b2, a2)
-		}))
-		bound.Store(&r)
-		return r.Read(b, a)
-	})
+	}
+	in := s.l.get()
+	if in == nil {
+		return n, a, nil // closed
+	}
+	s.first, s.firstAttr = b[:n], a
+	s.bound = in.BindRemoteStream(s.info, interceptor.RTPReaderFunc(s.replay))
+	s.h = nil
+	return s.bound.Read(b, a)
+}
+
+// replay is what the interceptor reads from: the packet that bound the
+// stream, then the stream.
+func (s *lazyRemote) replay(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+	if s.first != nil {
+		n, a := copy(b, s.first), s.firstAttr
+		s.first, s.firstAttr = nil, nil
+		return n, a, nil
+	}
+	return s.reader.Read(b, a)
 }
 
 // BindLocalStream binds the stream at its first packet, if local.
 func (l *lazyBind) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	if !l.f.local {
+	if l.f.local == nil || !l.f.local(info) {
 		return w // the interceptor would pass it through as it is
 	}
 	var mu sync.Mutex

@@ -115,7 +115,7 @@ var oneRTCP = interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes
 // concern never make it; RTCP goes past it until it exists, then through.
 func TestLazyBindRemote(t *testing.T) {
 	var made []*countingInterceptor
-	li, err := lazyBindFactory{inner: countingFactory{&made}, remote: remoteNACK}.NewInterceptor("pc")
+	li, err := lazyBindFactory{inner: countingFactory{&made}, remote: remoteNACK, rtcp: true}.NewInterceptor("pc")
 	require.NoError(t, err)
 	require.NotNil(t, li.BindRTCPWriter(nopRTCPWriter), "the writer is passed back")
 	rtcpIn := li.BindRTCPReader(oneRTCP)
@@ -202,7 +202,7 @@ func TestLazyBindExtension(t *testing.T) {
 // before any packet, it is never made, and packets after Close go past.
 func TestLazyBindLocal(t *testing.T) {
 	var made []*countingInterceptor
-	li, err := lazyBindFactory{inner: countingFactory{&made}, local: true}.NewInterceptor("pc")
+	li, err := lazyBindFactory{inner: countingFactory{&made}, local: allStreams}.NewInterceptor("pc")
 	require.NoError(t, err)
 	li.BindRTCPWriter(nopRTCPWriter)
 	var wrote int
@@ -223,7 +223,7 @@ func TestLazyBindLocal(t *testing.T) {
 	require.Equal(t, 3, wrote)
 	require.NoError(t, li.Close())
 
-	idle, err := lazyBindFactory{inner: countingFactory{&made}, local: true}.NewInterceptor("pc")
+	idle, err := lazyBindFactory{inner: countingFactory{&made}, local: allStreams}.NewInterceptor("pc")
 	require.NoError(t, err)
 	idle.BindRTCPWriter(nopRTCPWriter)
 	w = idle.BindLocalStream(&interceptor.StreamInfo{SSRC: 6}, sink)
@@ -232,6 +232,18 @@ func TestLazyBindLocal(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, made, 1, "never made")
 	require.Equal(t, 4, wrote, "the packet went past")
+
+	// The NACK responder's rule: only a stream with NACK feedback makes it.
+	nackOnly, err := lazyBindFactory{inner: countingFactory{&made}, local: hasNACK, rtcp: true}.NewInterceptor("pc")
+	require.NoError(t, err)
+	_, err = nackOnly.BindLocalStream(&interceptor.StreamInfo{SSRC: 7}, sink).Write(&rtp.Header{}, nil, nil)
+	require.NoError(t, err)
+	require.Len(t, made, 1, "audio does not make it")
+	_, err = nackOnly.BindLocalStream(&interceptor.StreamInfo{SSRC: 8, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}}, sink).Write(&rtp.Header{}, nil, nil)
+	require.NoError(t, err)
+	require.Len(t, made, 2, "video does")
+	require.Equal(t, []uint32{8}, made[1].local)
+	require.NoError(t, nackOnly.Close())
 
 	// Options the factory refuses fail when the registry is built.
 	require.Error(t, lazyBindFactory{inner: failingFactory{}}.check())
@@ -249,7 +261,7 @@ func (failingFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
 func TestLazyBindReceiverReportsOnlyHeardStreams(t *testing.T) {
 	f, err := report.NewReceiverInterceptor(report.ReceiverInterval(5 * time.Millisecond))
 	require.NoError(t, err)
-	li, err := lazyBindFactory{inner: f, remote: remoteAll}.NewInterceptor("pc")
+	li, err := lazyBindFactory{inner: f, remote: remoteAll, rtcp: true}.NewInterceptor("pc")
 	require.NoError(t, err)
 	var mu sync.Mutex
 	about := map[uint32]int{}
