@@ -75,38 +75,52 @@ func (f *rawFleet) prepare(_ context.Context, n int) error {
 	return nil
 }
 
+// connect sets up pair i the way the SDK's calls go: the far leg (the
+// callee, which accepted) offers, the near one (the bot) answers, so the
+// measured leg has the same DTLS and ICE roles as the SDK's.
+// connect sets up pair i the way the SDK's calls go: the far leg (the
+// callee, which accepted) offers and the near one (the bot) answers, so
+// the measured leg has the SDK bot's ICE and DTLS roles.
 func (f *rawFleet) connect(ctx context.Context, i int) error {
 	a, err := newRawLeg(f.api, f.r.m, f.spec, f.r.opts.rawMLines)
 	if err != nil {
 		return err
 	}
 	f.near[i] = a
-	offer, err := a.offer()
+	if f.r.peer != nil {
+		resp, err := f.r.peer.call(ctx, request{Op: "raw-offer", Spec: f.spec, N: f.r.opts.rawMLines})
+		if err != nil {
+			return err
+		}
+		answer, err := a.answer(resp.SDP)
+		if err != nil {
+			return err
+		}
+		if _, err := f.r.peer.call(ctx, request{Op: "raw-answer", Leg: resp.Leg, SDP: answer}); err != nil {
+			return err
+		}
+		return a.wait(ctx)
+	}
+	b, err := newRawLeg(f.api, f.r.m, f.spec, f.r.opts.rawMLines)
 	if err != nil {
 		return err
 	}
-	var answer string
-	if f.r.peer != nil {
-		resp, err := f.r.peer.call(ctx, request{Op: "raw", SDP: offer, Spec: f.spec, N: f.r.opts.rawMLines})
-		if err != nil {
-			return err
-		}
-		answer = resp.SDP
-	} else {
-		b, err := newRawLeg(f.api, f.r.m, f.spec, f.r.opts.rawMLines)
-		if err != nil {
-			return err
-		}
-		f.far[i] = b
-		if answer, err = b.answer(offer); err != nil {
-			return err
-		}
-		defer func() { _ = b.wait(ctx) }()
-	}
-	if err := a.applyAnswer(answer); err != nil {
+	f.far[i] = b
+	offer, err := b.offer()
+	if err != nil {
 		return err
 	}
-	return a.wait(ctx)
+	answer, err := a.answer(offer)
+	if err != nil {
+		return err
+	}
+	if err := b.applyAnswer(answer); err != nil {
+		return err
+	}
+	if err := a.wait(ctx); err != nil {
+		return err
+	}
+	return b.wait(ctx)
 }
 
 func (f *rawFleet) live() int {

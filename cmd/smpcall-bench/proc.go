@@ -35,6 +35,7 @@ type request struct {
 	Op  string `json:"op"`
 	N   int    `json:"n,omitempty"`
 	SDP string `json:"sdp,omitempty"`
+	Leg int    `json:"leg,omitempty"`
 	// Spec is the media of the step's calls.
 	Spec mediaSpec `json:"spec"`
 	// From and To are seconds (snapshot); Start and End UnixNano (window).
@@ -50,6 +51,7 @@ type response struct {
 	URL      string        `json:"url,omitempty"`
 	Contacts []int64       `json:"contacts,omitempty"`
 	SDP      string        `json:"sdp,omitempty"`
+	Leg      int           `json:"leg,omitempty"`
 	Meter    meterSnapshot `json:"meter"`
 	Proc     procStats     `json:"proc"`
 }
@@ -213,15 +215,29 @@ func (pr *peerRunner) handle(req request) response {
 		pr.sdk = p
 		pr.mu.Unlock()
 		resp.URL, resp.Contacts = srv.url, p.contacts
-	case "raw":
+	case "raw-offer":
 		l, err := newRawLeg(pr.api, pr.m, req.Spec, max(req.N, 1))
 		if err != nil {
 			return fail(err)
 		}
 		pr.mu.Lock()
 		pr.raws = append(pr.raws, l)
+		resp.Leg = len(pr.raws) - 1
 		pr.mu.Unlock()
-		if resp.SDP, err = l.answer(req.SDP); err != nil {
+		if resp.SDP, err = l.offer(); err != nil {
+			return fail(err)
+		}
+	case "raw-answer":
+		pr.mu.Lock()
+		var l *rawLeg
+		if req.Leg >= 0 && req.Leg < len(pr.raws) {
+			l = pr.raws[req.Leg]
+		}
+		pr.mu.Unlock()
+		if l == nil {
+			return fail(fmt.Errorf("no raw leg %d", req.Leg))
+		}
+		if err := l.applyAnswer(req.SDP); err != nil {
 			return fail(err)
 		}
 	case "clear":

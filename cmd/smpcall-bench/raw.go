@@ -213,7 +213,8 @@ func (l *rawLeg) setLocal(d webrtc.SessionDescription) (string, error) {
 	return l.pc.LocalDescription().SDP, nil
 }
 
-// answer applies the peer's offer and returns the answer.
+// answer applies the peer's offer and returns the answer (with every
+// candidate).
 func (l *rawLeg) answer(offer string) (string, error) {
 	if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", err
