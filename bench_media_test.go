@@ -36,14 +36,16 @@ import (
 // CPU time per frame (both ends, getrusage); allocs/op every allocation of
 // the process per frame (pion's too); smpcall-allocs/op the allocations
 // made by this module's code (the SDK's send and receive paths, found by
-// their stacks in a memory profile of a second, untimed pass).
+// their stacks in a memory profile of a second, untimed pass). The
+// sub-benchmarks are named impl=…, so that `benchstat -col /impl` puts
+// them side by side.
 func BenchmarkMediaPath(b *testing.B) {
-	b.Run("raw-pion", func(b *testing.B) {
+	b.Run("impl=raw-pion", func(b *testing.B) {
 		in, out, stop := rawMediaPair(b)
 		defer stop()
 		runMediaPath(b, in, out)
 	})
-	b.Run("smpcall", func(b *testing.B) {
+	b.Run("impl=smpcall", func(b *testing.B) {
 		in, out, stop := sdkMediaPair(b)
 		defer stop()
 		runMediaPath(b, in, out)
