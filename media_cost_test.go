@@ -15,6 +15,14 @@ import (
 	"github.com/smpcall/smpcall/internal/netsim"
 )
 
+// requireGoroutinesIn waits until exactly n goroutines have a frame of fn
+// (a goroutine just started may not have entered it yet).
+func requireGoroutinesIn(t *testing.T, fn string, n int, msg string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return goroutinesIn(fn) == n }, waitTime, time.Millisecond,
+		"%s: want %d goroutines in %s, have %d", msg, n, fn, goroutinesIn(fn))
+}
+
 // goroutinesIn counts the goroutines whose stack has a frame of fn.
 func goroutinesIn(fn string) int {
 	buf := make([]byte, 1<<20)
@@ -72,24 +80,26 @@ func TestIdleStreamsRunNoGoroutines(t *testing.T) {
 	require.NoError(t, err)
 
 	requireDelivered(t, sentA, &bobGot)
-	require.Equal(t, 1, goroutinesIn("smpcall.(*Call).sendLoop"), "alice's mic only")
-	require.Equal(t, 1, goroutinesIn("smpcall.(*Call).readRTCP"), "alice's mic only")
+	requireGoroutinesIn(t, "smpcall.(*Call).sendLoop", 1, "alice's mic only")
+	requireGoroutinesIn(t, "smpcall.(*Call).readRTCP", 1, "alice's mic only")
 
 	sentV := frames(30, 2000, true)
 	require.NoError(t, bc.SetVideoSource(smpcall.SourceCamera, &videoList{listSource{frames: sentV, every: 15 * time.Millisecond}}))
-	require.Equal(t, 2, goroutinesIn("smpcall.(*Call).sendLoop"), "bob's camera too")
-	require.Equal(t, 2, goroutinesIn("smpcall.(*Call).readRTCP"), "bob's camera too")
+	requireGoroutinesIn(t, "smpcall.(*Call).sendLoop", 2, "bob's camera too")
+	requireGoroutinesIn(t, "smpcall.(*Call).readRTCP", 2, "bob's camera too")
 	requireDelivered(t, sentV, &aliceGotVideo)
 
 	// Replacing a source or stopping it keeps the one loop.
 	require.NoError(t, bc.SetVideoSource(smpcall.SourceCamera, nil))
 	require.NoError(t, bc.SetVideoSource(smpcall.SourceCamera, &videoList{listSource{frames: sentV, every: time.Millisecond}}))
-	require.Equal(t, 2, goroutinesIn("smpcall.(*Call).sendLoop"))
+	time.Sleep(50 * time.Millisecond) // a second loop, if one were started, would show by now
+	requireGoroutinesIn(t, "smpcall.(*Call).sendLoop", 2, "still one loop per stream")
 
 	require.NoError(t, ac.End(ctx))
 	<-bc.Done()
 	require.Zero(t, goroutinesIn("smpcall.(*Call).sendLoop"), "stopped by the end")
 	require.Zero(t, goroutinesIn("smpcall.(*Call).readRTCP"), "stopped by the end")
+	require.Zero(t, goroutinesIn("smpcall.(*Call).goMedia.func1"), "stopped by the end")
 }
 
 // An audio outage longer than the receive buffer remembers (64 packets)

@@ -98,8 +98,10 @@ func newPionShared(cfg *Config) (*pionShared, error) {
 // packet to encrypt, send, receive and decrypt, and the NACK generator
 // (every 20 ms) and the transport-wide feedback (every 100 ms) woke for
 // the call's whole life although an audio call between SDK peers needs
-// neither. The stats interceptor stays bound from the start: it counts
-// the first packet of a stream only when bound before it.
+// neither. The stats interceptor is made with the peer connection and
+// binds remote streams at once (it counts a stream's first packet only
+// when bound before it, and the SDK reports inbound statistics); only its
+// recorders for local streams wait for a packet.
 func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *webrtc.SettingEngine) error {
 	var lf logging.LoggerFactory
 	if se.LoggerFactory == nil {
@@ -169,7 +171,11 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *w
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 		return err
 	}
-	if err := webrtc.ConfigureStatsInterceptorWithOptions(ir, statsOpts...); err != nil {
+	statsReg := &interceptor.Registry{}
+	if err := webrtc.ConfigureStatsInterceptorWithOptions(statsReg, statsOpts...); err != nil {
+		return err
+	}
+	if err := addLazy(ir, lazyBindFactory{inner: registryFactory{statsReg}, eager: true, local: allStreams}); err != nil {
 		return err
 	}
 
@@ -239,27 +245,55 @@ func remoteWithExtension(uri string) remoteRule {
 // sees exactly what it would have seen bound from the start. It relies on
 // the interceptor returning the RTCP writer it is given unchanged, and on
 // ignoring the streams the rules pass over, as pion's NACK, report and
-// TWCC interceptors do (pion/interceptor v0.1.51); the stats interceptor,
-// which wraps the writer, is not wrapped. Before it exists, RTCP read on a
-// sender or receiver goes past it: it concerns no stream it knows.
+// TWCC interceptors do (pion/interceptor v0.1.51); see eager for the stats
+// interceptor. Before it exists, RTCP read on a sender or receiver goes
+// past it: it concerns no stream it knows.
 //
 // The per peer connection part of an interceptor is worth holding back
 // too: pion's NACK responder keeps 8 KiB of retransmission-rate buckets
 // whether or not a video stream ever sends.
 type lazyBindFactory struct {
 	inner interceptor.Factory
-	// local and remote say which streams to bind, at their first packet
-	// (nil: none).
+	// local and remote say which streams to bind at their first packet
+	// (nil: none). The others are not bound, or, with eager, at once.
 	local  func(*interceptor.StreamInfo) bool
 	remote remoteRule
 	// rtcp: the interceptor reads RTCP (pion's NACK responder and report
 	// receiver do); others' BindRTCPReader is not called.
 	rtcp bool
+	// eager makes the interceptor with the peer connection and hands it
+	// the RTCP writer and reader and the streams the rules pass over at
+	// once: only the streams the rules pick wait for a packet. For pion's
+	// stats interceptor, which wraps the RTCP writer and keeps a recorder
+	// per stream: the local streams that never send (the idle m-lines)
+	// then have none. (Its recorder starts on a goroutine of its own, so
+	// the first packet of a stream bound at that packet may go uncounted:
+	// only outbound statistics, which the SDK does not report.)
+	eager bool
 }
 
 // NewInterceptor implements interceptor.Factory.
 func (f lazyBindFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
-	return &lazyBind{f: f, id: id}, nil
+	l := &lazyBind{f: f, id: id}
+	if f.eager {
+		in, err := f.inner.NewInterceptor(id)
+		if err != nil {
+			return nil, err
+		}
+		l.inner = in
+		l.made.Store(&in)
+	}
+	return l, nil
+}
+
+// registryFactory makes the interceptors of a registry as one; it lets
+// lazyBind wrap an interceptor that webrtc registers itself (the stats
+// interceptor, whose per peer connection getter GetStats looks up).
+type registryFactory struct{ r *interceptor.Registry }
+
+// NewInterceptor implements interceptor.Factory.
+func (f registryFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	return f.r.Build(id)
 }
 
 // check makes one interceptor, so that bad options fail when the
@@ -306,6 +340,9 @@ func (l *lazyBind) get() interceptor.Interceptor {
 
 // BindRTCPWriter keeps the writer for get.
 func (l *lazyBind) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	if l.f.eager {
+		return l.inner.BindRTCPWriter(w)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.writer = w
@@ -318,6 +355,9 @@ func (l *lazyBind) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWrit
 // BindRTCPReader reads past the interceptor until it exists, then
 // through it.
 func (l *lazyBind) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	if l.f.eager {
+		return l.inner.BindRTCPReader(r)
+	}
 	if !l.f.rtcp {
 		return r
 	}
@@ -359,6 +399,9 @@ func (l *lazyBind) BindRemoteStream(info *interceptor.StreamInfo, reader interce
 		lazy, extID = l.f.remote(info)
 	}
 	if !lazy {
+		if l.f.eager {
+			return l.inner.BindRemoteStream(info, reader)
+		}
 		return reader // the interceptor would pass it through as it is
 	}
 	return &lazyRemote{l: l, info: info, reader: reader, extID: extID}
@@ -432,6 +475,9 @@ func (s *lazyRemote) replay(b []byte, a interceptor.Attributes) (int, intercepto
 // BindLocalStream binds the stream at its first packet, if local.
 func (l *lazyBind) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
 	if l.f.local == nil || !l.f.local(info) {
+		if l.f.eager {
+			return l.inner.BindLocalStream(info, w)
+		}
 		return w // the interceptor would pass it through as it is
 	}
 	var mu sync.Mutex
