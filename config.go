@@ -103,6 +103,15 @@ type Config struct {
 	// timeouts on the copy (see ReconnectBudget) and the acceptance waits
 	// (see ICEAcceptance). Default: pion's defaults.
 	SettingEngine *webrtc.SettingEngine
+	// UDPMux, if set, carries every call's ICE traffic on one UDP socket
+	// (ListenUDPMux), so that a server opens one port for all its calls
+	// instead of a socket per call: host candidates use the mux's address.
+	// Server-reflexive candidates and TURN allocations still take a socket
+	// per call and ICE server (outgoing; see UDPMux). Several Clients may
+	// share one mux (UDPMux says the one limit); the embedder closes it
+	// after them. It replaces a UDP mux set on SettingEngine. Default nil:
+	// each call opens its own sockets, as pion does.
+	UDPMux *UDPMux
 	// DecryptFailureThreshold is how many consecutive frames of one stream
 	// must fail to decrypt before a DecryptFailingEvent. Default 5.
 	DecryptFailureThreshold int
@@ -124,6 +133,9 @@ type Config struct {
 	// before a PeerMediaEvent says it is off. Default 3 s, as the SimpleX
 	// apps (protocol §6.4); Never: no detection.
 	PeerMediaTimeout time.Duration
+
+	// pion is what every call of the Client shares (resolve builds it).
+	pion *pionShared
 }
 
 // BusyPolicy is what a Client does with an invitation that arrives while
@@ -263,6 +275,18 @@ func (c *Config) resolve() (Config, error) {
 		v.DecryptFailureThreshold = defaultDecryptThreshold
 	case v.DecryptFailureThreshold < 0:
 		bad("DecryptFailureThreshold", "%d is negative", v.DecryptFailureThreshold)
+	}
+	if v.UDPMux != nil {
+		if err := v.UDPMux.check(); err != nil {
+			bad("UDPMux", "%v", err)
+		}
+	}
+	if len(errs) == 0 {
+		p, err := newPionShared(&v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		v.pion = p
 	}
 	return v, errors.Join(errs...)
 }

@@ -20,12 +20,19 @@ var ErrNoSuchStream = errors.New("smpcall: the peer's session has no stream for 
 // sendStream is what one of the four streams sends: its source, which may
 // be replaced at any time without renegotiation, and whether it is enabled.
 type sendStream struct {
-	mu      sync.Mutex
-	read    func(context.Context) ([]byte, time.Duration, error)
-	keyReq  video.KeyFrameRequester
-	cancel  context.CancelFunc // interrupts the ReadFrame of the source being replaced
-	changed chan struct{}      // closed and replaced on every change
+	mu     sync.Mutex
+	read   func(context.Context) ([]byte, time.Duration, error)
+	keyReq video.KeyFrameRequester
+	// ctx is what the current source reads with, made on its first read;
+	// cancel interrupts its ReadFrame when it is replaced.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	changed chan struct{} // closed and replaced on every change
 	enabled atomic.Bool
+	// armed: the call is connected and its session has this stream, so a
+	// source starts the stream's goroutines; started: they run (media.go,
+	// startSender).
+	armed, started atomic.Bool
 }
 
 func (s *sendStream) init() {
@@ -39,7 +46,7 @@ func (s *sendStream) set(read func(context.Context) ([]byte, time.Duration, erro
 	s.read, s.keyReq = read, kr
 	if s.cancel != nil {
 		s.cancel()
-		s.cancel = nil
+		s.ctx, s.cancel = nil, nil
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -49,19 +56,26 @@ func (s *sendStream) set(read func(context.Context) ([]byte, time.Duration, erro
 	}
 }
 
-// current returns the source to read with a context that a replacement cancels.
+// current returns the source to read with a context that a replacement
+// cancels. The context lives as long as the source: one per frame cost
+// three allocations and a registration with the parent every 20 ms.
 func (s *sendStream) current(parent context.Context) (func(context.Context) ([]byte, time.Duration, error), context.Context, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.read == nil {
 		return nil, nil, s.changed
 	}
-	ctx, cancel := context.WithCancel(parent)
-	if s.cancel != nil {
-		s.cancel()
+	if s.ctx == nil {
+		s.ctx, s.cancel = context.WithCancel(parent)
 	}
-	s.cancel = cancel
-	return s.read, ctx, s.changed
+	return s.read, s.ctx, s.changed
+}
+
+// hasSource reports whether the stream has a source to send.
+func (s *sendStream) hasSource() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.read != nil
 }
 
 // finished forgets a source that ended (io.EOF or an error) unless it was replaced meanwhile.
@@ -70,6 +84,10 @@ func (s *sendStream) finished(changed <-chan struct{}) {
 	defer s.mu.Unlock()
 	if s.changed == changed {
 		s.read, s.keyReq = nil, nil
+		if s.cancel != nil {
+			s.cancel()
+			s.ctx, s.cancel = nil, nil
+		}
 	}
 }
 
@@ -159,6 +177,7 @@ func (k *Call) SetAudioSource(src CallMediaSource, a audio.Source) error {
 		return err
 	}
 	k.send[s].set(audioReader(a), nil)
+	k.startSender(s)
 	return nil
 }
 
@@ -173,6 +192,7 @@ func (k *Call) SetVideoSource(src CallMediaSource, v video.Source) error {
 		return err
 	}
 	k.send[s].set(videoReader(v), keyRequester(v))
+	k.startSender(s)
 	return nil
 }
 

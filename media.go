@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -25,14 +26,14 @@ type mediaSession struct {
 	pc *webrtc.PeerConnection
 	// cipher is nil when the call is not frame-encrypted.
 	cipher *framecrypt.Cipher
-	// tracks has a track for each stream the session has.
+	// tracks has a track for each stream the session has, and senders
+	// their senders.
 	tracks  [numStreams]*webrtc.TrackLocalStaticSample
+	senders [numStreams]*webrtc.RTPSender
 	streams streamSet
 }
 
-// startSession publishes the media session once the tracks are attached,
-// and reads RTCP on every sender: pion needs it read for NACK and reports,
-// and PLI/FIR from the peer ask for a key frame.
+// startSession publishes the media session once the tracks are attached.
 func (k *Call) startSession() {
 	sess := &mediaSession{pc: k.loop.pc, cipher: k.loop.cipher, tracks: k.loop.tracks}
 	for _, s := range streams {
@@ -40,18 +41,16 @@ func (k *Call) startSession() {
 			sess.streams.add(s)
 		}
 	}
-	k.session.Store(sess)
 	for _, tr := range k.loop.pc.GetTransceivers() {
 		snd := tr.Sender()
 		if snd == nil || snd.Track() == nil {
 			continue
 		}
-		s, ok := streamOf(CallMediaSource(snd.Track().ID()))
-		if !ok {
-			continue
+		if s, ok := streamOf(CallMediaSource(snd.Track().ID())); ok {
+			sess.senders[s] = snd
 		}
-		k.goMedia(func() { k.readRTCP(snd, s) })
 	}
+	k.session.Store(sess)
 }
 
 // keyFrameInterval limits how often the peer's requests make a source
@@ -59,12 +58,21 @@ func (k *Call) startSession() {
 // decodes one (docs/architecture.md).
 const keyFrameInterval = 300 * time.Millisecond
 
+// readRTCP reads what the peer sends about stream s: pion needs RTCP read
+// for NACK and reports, receiver reports carry the round-trip time, and
+// PLI/FIR ask for a key frame. It runs while the stream sends (see
+// startSender): a sender that never sent gets none of these.
 func (k *Call) readRTCP(snd *webrtc.RTPSender, s stream) {
 	var last time.Time
+	buf := make([]byte, receiveMTU)
 	for {
-		pkts, _, err := snd.ReadRTCP()
+		n, _, err := snd.Read(buf)
 		if err != nil {
 			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
 		}
 		for _, p := range pkts {
 			switch p := p.(type) {
@@ -104,20 +112,42 @@ func (k *Call) noteRTT(reports []rtcp.ReceptionReport) {
 	}
 }
 
-// startSenders starts one send loop per stream the session has; media
-// starts only on connected, since pion drops samples written earlier.
+// startSenders arms every stream the session has: media starts only on
+// connected, since pion drops samples written earlier. A stream's send
+// loop and RTCP reader start when it has a source, now or later (see
+// startSender), so the streams that never send (the screen streams of most
+// calls, the camera of an audio call) cost no goroutines.
 func (k *Call) startSenders() {
 	sess := k.session.Load()
 	for _, s := range streams {
-		if t := sess.tracks[s]; t != nil {
-			k.goMedia(func() { k.sendLoop(sess, s, t) })
+		if sess.tracks[s] != nil {
+			k.send[s].armed.Store(true)
+			k.startSender(s)
 		}
+	}
+}
+
+// startSender starts stream s's send loop and RTCP reader once the stream
+// is armed and has a source; they run until the call ends. Both the loop
+// (on connected) and the controls (a new source) call it: each stores its
+// half before it checks the other's, so one of them starts the stream.
+func (k *Call) startSender(s stream) {
+	st := &k.send[s]
+	if !st.armed.Load() || !st.hasSource() || !st.started.CompareAndSwap(false, true) {
+		return
+	}
+	sess := k.session.Load()
+	t := sess.tracks[s]
+	k.goMedia(func() { k.sendLoop(sess, s, t) })
+	if snd := sess.senders[s]; snd != nil {
+		k.goMedia(func() { k.readRTCP(snd, s) })
 	}
 }
 
 // sendLoop sends what stream s's current source produces until the call ends.
 func (k *Call) sendLoop(sess *mediaSession, s stream, t *webrtc.TrackLocalStaticSample) {
 	st := &k.send[s]
+	var sealed []byte // reused: WriteSample copies the frame into its packets
 	for {
 		read, ctx, changed := st.current(k.mediaCtx)
 		if read == nil {
@@ -150,7 +180,8 @@ func (k *Call) sendLoop(sess *mediaSession, s stream, t *webrtc.TrackLocalStatic
 		if s.video() {
 			prefix = framecrypt.PrefixVP8(data)
 		}
-		if !k.write(sess, s, t, data, prefix, d) && k.mediaCtx.Err() != nil {
+		var ok bool
+		if sealed, ok = k.write(sess, s, t, data, sealed[:0], prefix, d); !ok && k.mediaCtx.Err() != nil {
 			return
 		}
 	}
@@ -164,20 +195,23 @@ func (k *Call) sendLoop(sess *mediaSession, s stream, t *webrtc.TrackLocalStatic
 // Muted time does not advance the RTP timestamp: pion can only skip time
 // together with sequence numbers, which the peer would count as loss and
 // NACK. After an unmute the peer's jitter buffer sees the stream resume.
-func (k *Call) write(sess *mediaSession, s stream, t *webrtc.TrackLocalStaticSample, data []byte, prefix int, d time.Duration) bool {
+//
+// buf is reused for the encrypted frame, which is returned for the next call.
+func (k *Call) write(sess *mediaSession, s stream, t *webrtc.TrackLocalStaticSample, data, buf []byte, prefix int, d time.Duration) ([]byte, bool) {
 	out := data
 	if sess.cipher != nil {
-		out = sess.cipher.Seal(make([]byte, 0, len(data)+framecrypt.Overhead), data, prefix)
+		buf = sess.cipher.Seal(buf, data, prefix)
+		out = buf
 	}
 	if err := t.WriteSample(media.Sample{Data: out, Duration: d}); err != nil {
 		if k.mediaCtx.Err() == nil && k.writeErrs.Add(1)%100 == 1 {
 			k.log.Info("smpcall: write sample failed; frame dropped", "source", s, "err", err)
 		}
-		return false
+		return buf, false
 	}
 	k.stats[s].framesSent.Add(1)
 	k.stats[s].bytesSent.Add(uint64(len(data)))
-	return true
+	return buf, true
 }
 
 // onTrack starts reading a remote track. pion fires OnTrack on a track's
@@ -208,6 +242,26 @@ type receiver struct {
 	failures int
 	sinkOK   bool
 	rtt      time.Duration
+	// borrow: the sink only borrows frames (FrameBorrower), so plain is
+	// reused for every frame.
+	borrow bool
+	plain  []byte
+}
+
+// FrameBorrower is an optional interface of an audio.Sink or video.Sink
+// that reads a frame's Data only during WriteFrame and keeps no reference
+// to it afterwards (a recorder that writes it out, a decoder that copies
+// it). For a Sink whose BorrowsFrames returns true, the SDK decrypts every
+// frame of the stream into one buffer that it reuses, so receiving
+// allocates nothing per frame; every other Sink gets a buffer of its own
+// with each frame, as audio.Sink says (Data belongs to the Sink).
+type FrameBorrower interface {
+	BorrowsFrames() bool
+}
+
+func borrows(sink any) bool {
+	b, ok := sink.(FrameBorrower)
+	return ok && b.BorrowsFrames()
 }
 
 // receive reads one remote track through a receive buffer (internal/jitter)
@@ -217,6 +271,16 @@ type receiver struct {
 // key frame, and a PLI asks the peer for one.
 func (k *Call) receive(sess *mediaSession, s stream, t *webrtc.TrackRemote) {
 	r := &receiver{k: k, sess: sess, s: s, t: t, c: &k.stats[s], buf: make([]byte, receiveMTU), sinkOK: true}
+	switch sinks := &k.opts.Sinks; s {
+	case streamMic:
+		r.borrow = borrows(sinks.Mic)
+	case streamCamera:
+		r.borrow = borrows(sinks.Camera)
+	case streamScreenAudio:
+		r.borrow = borrows(sinks.ScreenAudio)
+	case streamScreenVideo:
+		r.borrow = borrows(sinks.ScreenVideo)
+	}
 	r.c.remoteSSRC.Store(uint32(t.SSRC()))
 	if t.Kind() == webrtc.RTPCodecTypeVideo {
 		r.video()
@@ -296,7 +360,7 @@ func (r *receiver) video() {
 			if !ok {
 				break
 			}
-			if !r.frame(f.Data, framecrypt.PrefixVP8(f.Data)) {
+			if !r.frame(f.Data, framecrypt.PrefixVP8(f.Data), now) {
 				vj.DropUntilKeyFrame() // what depends on this frame cannot be decoded
 			}
 		}
@@ -304,16 +368,27 @@ func (r *receiver) video() {
 			r.pli()
 		}
 		st := vj.Stats()
-		r.c.framesLost.Add(st.FramesLost + st.DeltaDropped - last.FramesLost - last.DeltaDropped)
-		r.c.packetsRecovered.Add(st.Reordered - last.Reordered)
-		r.c.packetsLate.Add(st.Late - last.Late)
+		addChanged(&r.c.framesLost, st.FramesLost+st.DeltaDropped, last.FramesLost+last.DeltaDropped)
+		addChanged(&r.c.packetsRecovered, st.Reordered, last.Reordered)
+		addChanged(&r.c.packetsLate, st.Late, last.Late)
 		last = st
 	}
 }
 
+// audioMaxPackets bounds an audio receive buffer: 1.28 s of 20 ms packets.
+// Audio is not retransmitted and a gap is held only 40 ms, so the buffer
+// holds a packet or two; the bound is how far back it remembers which
+// packets came (to tell a duplicate from a late packet), and a jump of
+// more sequence numbers than it (an outage longer than that) restarts the
+// buffer (the skipped frames are counted here, see audio). jitter's
+// default (512, 10 s) cost 28 KiB per call for that memory; 64 cost 3.5 KiB.
+const audioMaxPackets = 64
+
 func (r *receiver) audio() {
-	aj := jitter.NewAudio(jitter.AudioConfig{})
+	aj := jitter.NewAudio(jitter.AudioConfig{MaxPackets: audioMaxPackets})
 	var last jitter.AudioStats
+	var lastSeq uint16
+	var lastSSRC uint32
 	for {
 		deadline, _ := aj.NextDeadline()
 		got, err := r.read(deadline)
@@ -329,26 +404,48 @@ func (r *receiver) audio() {
 			if !ok {
 				break
 			}
-			r.frame(p.Payload, framecrypt.PrefixAudio)
+			r.frame(p.Payload, framecrypt.PrefixAudio, now)
 		}
 		st := aj.Stats()
-		r.c.framesLost.Add(st.Lost - last.Lost)
-		r.c.packetsRecovered.Add(st.Reordered - last.Reordered)
-		r.c.packetsLate.Add(st.Late - last.Late)
+		// A jump beyond what the buffer remembers restarts it (the one
+		// Push above did) without counting the packets skipped; the
+		// stream's own numbers say how many there were (forward, within
+		// half the sequence space: RFC 3550 A.1).
+		if gap := r.pkt.SequenceNumber - lastSeq; got && st.Resets > last.Resets && r.pkt.SSRC == lastSSRC && gap > 1 && gap < 1<<15 {
+			r.c.framesLost.Add(uint64(gap - 1))
+		}
+		if got {
+			lastSeq, lastSSRC = r.pkt.SequenceNumber, r.pkt.SSRC
+		}
+		addChanged(&r.c.framesLost, st.Lost, last.Lost)
+		addChanged(&r.c.packetsRecovered, st.Reordered, last.Reordered)
+		addChanged(&r.c.packetsLate, st.Late, last.Late)
 		last = st
+	}
+}
+
+// addChanged adds now-before to c unless it is zero (most packets change
+// no counter, and an atomic add is a locked instruction).
+func addChanged(c *atomic.Uint64, now, before uint64) {
+	if now != before {
+		c.Add(now - before)
 	}
 }
 
 // frame decrypts one frame and delivers it; false when it failed to
 // decrypt. frame is only valid during the call.
-func (r *receiver) frame(frame []byte, prefix int) bool {
+func (r *receiver) frame(frame []byte, prefix int, now time.Time) bool {
 	if len(frame) == 0 {
 		return true
 	}
 	var out []byte
 	if r.sess.cipher != nil {
 		var err error
-		out, err = r.sess.cipher.Open(make([]byte, 0, len(frame)), frame, prefix)
+		dst := r.plain[:0]
+		if !r.borrow {
+			dst = make([]byte, 0, max(len(frame)-framecrypt.Overhead, 0))
+		}
+		out, err = r.sess.cipher.Open(dst, frame, prefix)
 		if err != nil {
 			r.c.decryptFailed.Add(1)
 			r.failures++
@@ -362,10 +459,15 @@ func (r *receiver) frame(frame []byte, prefix int) bool {
 		}
 		r.c.decrypted.Add(1)
 		r.failures = 0
+		if r.borrow {
+			r.plain = out
+		}
+	} else if r.borrow {
+		out = frame
 	} else {
 		out = bytes.Clone(frame)
 	}
-	r.k.peerFrame(r.s)
+	r.k.peerFrame(r.s, now)
 	if !r.sinkOK {
 		return true
 	}
@@ -410,10 +512,11 @@ func (k *Call) deliverFrame(s stream, data []byte) error {
 	return err
 }
 
-// peerFrame records a frame from the peer's stream s (from its receive goroutine).
-func (k *Call) peerFrame(s stream) {
+// peerFrame records a frame from the peer's stream s (from its receive
+// goroutine), which arrived at now.
+func (k *Call) peerFrame(s stream, now time.Time) {
 	c := &k.stats[s]
-	c.lastFrame.Store(time.Now().UnixNano())
+	c.lastFrame.Store(now.UnixNano())
 	if c.peerOn.CompareAndSwap(false, true) {
 		k.events.Push(&PeerMediaEvent{Contact: k.contact, Source: s.source(), Enabled: true})
 	}

@@ -1,14 +1,11 @@
 package smpcall
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/smpcall/smpcall/internal/framecrypt"
@@ -28,13 +25,6 @@ const (
 	vp8PayloadType  = 96
 )
 
-// DTLS handshake timing (see newPeerConnection).
-const (
-	dtlsRetransmit        = 250 * time.Millisecond
-	dtlsDeadline          = time.Minute
-	iceMaxBindingRequests = 20
-)
-
 // nackInterval is how often pion's NACK generator asks for missing
 // packets; the receive buffers' wait is computed from it.
 const nackInterval = jitter.DefaultNACKInterval
@@ -44,82 +34,13 @@ func protocolErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %w", ErrProtocol, fmt.Errorf(format, args...))
 }
 
-// newPeerConnection builds this call's pion peer connection with the
-// SimpleX codecs and the configured ICE policy, and routes its callbacks
-// to the loop.
+// newPeerConnection builds this call's pion peer connection from the
+// Client's shared API and routes its callbacks to the loop.
 func (k *Call) newPeerConnection() error {
 	cfg := k.cfg
-	m := &webrtc.MediaEngine{}
-	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb},
-		PayloadType:        vp8PayloadType,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return err
-	}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
-		PayloadType:        opusPayloadType,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return err
-	}
-	ir := &interceptor.Registry{}
-	// NACKs every 20 ms (pion: 100 ms), so that a lost packet's
-	// retransmission arrives within the receive buffer's wait; at most 10
-	// per packet (pion: unlimited). The sender resends a packet at most once
-	// per RTT, so more requests only cost uplink: on a 300 kbit/s path with
-	// 500 ms RTT, unlimited NACKs and their resends took a third of the
-	// capacity (TestNetworkMatrix, sat profile), and Chrome's padding, which
-	// is never resent, was NACKed for as long as it stayed in the window.
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir, webrtc.WithNackGeneratorOptions(
-		nack.GeneratorInterval(nackInterval),
-		nack.GeneratorMaxNacksPerPacket(10),
-	)); err != nil {
-		return err
-	}
-	var se webrtc.SettingEngine
-	if cfg.SettingEngine != nil {
-		se = *cfg.SettingEngine
-	}
-	// A silent path counts as interrupted after pathTimeout; ICE gives up
-	// (deleting its candidates) only when the reconnection budget is spent.
-	se.SetICETimeouts(pathTimeout, max(cfg.ReconnectBudget, pathTimeout), keepalive)
-	// pion resends a lost DTLS flight after 1 s, doubling up to 60 s, with
-	// no deadline: at 20 % loss a handshake took up to 4 minutes
-	// (internal/netsim measurements). 250 ms brought a 5 %-loss WAN call's
-	// p99 setup from 4.5 s to 1.5 s; the deadline (the connect timeout, or
-	// a minute without one) makes a hopeless handshake fail instead of
-	// running on after the call ended.
-	se.SetDTLSRetransmissionInterval(dtlsRetransmit)
-	// pion pings a candidate pair every 200 ms and fails it after 7
-	// unanswered pings: on a 500 ms RTT path with bursts of loss every pair
-	// could fail within seconds, and pion never tries a failed pair again,
-	// so the call could not connect at all (seen on the sat profile of
-	// TestSetupAgainstRawPion). 20 pings give a pair 4 s.
-	se.SetICEMaxBindingRequests(iceMaxBindingRequests)
-	deadline := dtlsDeadline
-	if cfg.ConnectTimeout > 0 {
-		deadline = cfg.ConnectTimeout // the call ends then anyway
-	}
-	se.SetDTLSConnectContextMaker(func() (context.Context, func()) {
-		return context.WithTimeout(context.Background(), deadline)
-	})
-	acc := DefaultICEAcceptance
-	switch {
-	case cfg.ICEAcceptance != nil:
-		acc = *cfg.ICEAcceptance
-	case cfg.RelayOnly:
-		acc = RelayOnlyICEAcceptance
-	}
-	acc.apply(&se)
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
-	rc := webrtc.Configuration{ICEServers: make([]webrtc.ICEServer, 0, len(cfg.ICEServers))}
-	for _, s := range cfg.ICEServers {
-		rc.ICEServers = append(rc.ICEServers, s.pion())
-	}
-	if cfg.RelayOnly {
-		rc.ICETransportPolicy = webrtc.ICETransportPolicyRelay
-	}
+	api, rc := cfg.pion.api, cfg.pion.rc
+	// pion keeps the configuration's slices; give each call its own.
+	rc.ICEServers = append([]webrtc.ICEServer(nil), rc.ICEServers...)
 	pc, err := api.NewPeerConnection(rc)
 	if err != nil {
 		return fmt.Errorf("peer connection: %w", err)
@@ -175,9 +96,18 @@ func (k *Call) startOffer() error {
 	if err := k.loop.pc.SetLocalDescription(offer); err != nil {
 		return fmt.Errorf("set offer: %w", err)
 	}
-	k.loop.localDesc = &offer
+	k.loop.localDesc = sdpOnly(offer)
 	k.loop.batch.start(k.cfg.ICE.InitialDelay)
 	return nil
+}
+
+// sdpOnly keeps what the loop needs of a description it made: the type
+// and the SDP text (icebatch.go sends it). pion parses the description
+// again in SetLocalDescription and keeps its own; the value CreateOffer or
+// CreateAnswer returned would hold on to a second parse tree for the
+// call's life (about 6 KB for the four m-lines).
+func sdpOnly(d webrtc.SessionDescription) *webrtc.SessionDescription {
+	return &webrtc.SessionDescription{Type: d.Type, SDP: d.SDP}
 }
 
 // useKey sets up frame encryption, or refuses a call without it unless the
@@ -249,7 +179,7 @@ func (k *Call) onOffer(ev *CallOfferEvent) error {
 	if err := k.loop.pc.SetLocalDescription(answer); err != nil {
 		return fmt.Errorf("set answer: %w", err)
 	}
-	k.loop.localDesc = &answer
+	k.loop.localDesc = sdpOnly(answer)
 	k.loop.batch.start(k.cfg.ICE.InitialDelay)
 	return nil
 }
