@@ -22,7 +22,7 @@ import (
 
 // TestRecordingAfterLossDecodesCleanly: real VP8 (testdata/media/video.ivf,
 // looped) over a simulated network that loses 5 % of packets and is cut
-// six times for 2 s, so that whole frames are lost for good (NACK
+// three times for 10 s, so that whole frames are lost for good (NACK
 // cannot bring them back). After a loss the receiver passes no delta frame
 // until a key frame (it asks for one with PLI). The recording is decoded
 // by the reference decoder, vpxdec: no error, and every picture is the one
@@ -60,10 +60,13 @@ func TestRecordingAfterLossDecodesCleanly(t *testing.T) {
 		})
 		lp := startPairOn(t, sim, smpcall.MediaVideo, &smpcall.CallOptions{Media: smpcall.MediaVideo, Sources: smpcall.Sources{Camera: src}},
 			&smpcall.CallOptions{Sinks: smpcall.Sinks{Camera: sink}})
-		for range 6 {
+		// Cuts of 10 s: longer than the sender keeps packets for resending
+		// (256 packets, about 8 s of this clip), so whole frames are lost
+		// for good; shorter outages are repaired by NACK.
+		for range 3 {
 			time.Sleep(4 * time.Second)
 			sim.SetLinkUp(netsim.A, false)
-			time.Sleep(2 * time.Second)
+			time.Sleep(10 * time.Second)
 			sim.SetLinkUp(netsim.A, true)
 		}
 		time.Sleep(4 * time.Second)
