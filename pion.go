@@ -2,6 +2,8 @@ package smpcall
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,7 +63,7 @@ func newPionShared(cfg *Config) (*pionShared, error) {
 	if cfg.SettingEngine != nil {
 		se = *cfg.SettingEngine
 	}
-	if err := registerInterceptors(m, ir, &se); err != nil {
+	if err := registerInterceptors(m, ir, &se, cfg.Logger); err != nil {
 		return nil, err
 	}
 	// A silent path counts as interrupted after pathTimeout; ICE gives up
@@ -131,12 +133,14 @@ func newPionShared(cfg *Config) (*pionShared, error) {
 // binds remote streams at once (it counts a stream's first packet only
 // when bound before it, and the SDK reports inbound statistics); only its
 // recorders for local streams wait for a packet.
-func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *webrtc.SettingEngine) error {
+func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, se *webrtc.SettingEngine, log *slog.Logger) error {
 	var lf logging.LoggerFactory
 	if se.LoggerFactory == nil {
-		// pion's default loggers, one per scope for every call, instead of
-		// a set per peer connection and interceptor (13 KiB a call).
-		lf = &loggerCache{f: logging.NewDefaultLoggerFactory(), m: map[string]logging.LeveledLogger{}}
+		// pion logs into Config.Logger (pion's own default writes to the
+		// process's stderr, which is not an SDK's to use), one logger per
+		// scope for every call instead of a set per peer connection and
+		// interceptor (13 KiB a call).
+		lf = &loggerCache{f: slogFactory{log}, m: map[string]logging.LeveledLogger{}}
 		se.LoggerFactory = lf
 	}
 	// NACKs every 20 ms (pion: 100 ms), so that a lost packet's
@@ -580,3 +584,34 @@ func (c *loggerCache) NewLogger(scope string) logging.LeveledLogger {
 	}
 	return l
 }
+
+// slogFactory makes pion loggers that write to a slog.Logger, one level
+// lower than pion's (pion's info to slog's debug, its warnings to info,
+// its errors to warn; its trace and debug below debug): pion reports at
+// info and warn what is routine for a call (state changes, a candidate
+// that does not pair), and the SDK reports what matters in its own words.
+type slogFactory struct{ log *slog.Logger }
+
+// NewLogger implements logging.LoggerFactory.
+func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
+	return slogLogger{f.log.With("pion", scope)}
+}
+
+type slogLogger struct{ log *slog.Logger }
+
+func (l slogLogger) logf(level slog.Level, format string, args ...any) {
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+	}
+}
+
+func (l slogLogger) Trace(msg string)                  { l.logf(slog.LevelDebug-4, "%s", msg) }
+func (l slogLogger) Tracef(format string, args ...any) { l.logf(slog.LevelDebug-4, format, args...) }
+func (l slogLogger) Debug(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
+func (l slogLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
+func (l slogLogger) Info(msg string)                   { l.logf(slog.LevelInfo, "%s", msg) }
+func (l slogLogger) Infof(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
+func (l slogLogger) Warn(msg string)                   { l.logf(slog.LevelWarn, "%s", msg) }
+func (l slogLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
+func (l slogLogger) Error(msg string)                  { l.logf(slog.LevelError, "%s", msg) }
+func (l slogLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
