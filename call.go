@@ -209,74 +209,74 @@ func newCall(sig signaler, cfg *Config, contact Contact, incoming bool, media Ca
 }
 
 // Contact returns the peer.
-func (k *Call) Contact() Contact { return k.contact }
+func (c *Call) Contact() Contact { return c.contact }
 
 // Incoming reports whether the peer invited us. A placed call whose
 // invitation crossed the peer's becomes incoming when it accepts the
 // peer's new invitation (see PlaceCall).
-func (k *Call) Incoming() bool { return k.incoming.Load() }
+func (c *Call) Incoming() bool { return c.incoming.Load() }
 
 // Media returns the call's media type.
-func (k *Call) Media() CallMediaType { return *k.mediaType.Load() }
+func (c *Call) Media() CallMediaType { return *c.mediaType.Load() }
 
 // Events returns the call's own events: CallStateEvent, CallConnectedEvent,
 // PeerMediaEvent, DecryptFailingEvent, MediaErrorEvent and, last, its
 // CallRecordEvent; then the channel is closed. It is bounded by
 // Config.EventBuffer: when nobody reads, the oldest events are dropped (the
 // end is always visible through Done, Reason and Record).
-func (k *Call) Events() <-chan Event { return k.events.C() }
+func (c *Call) Events() <-chan Event { return c.events.C() }
 
 // State returns the app-level state of the call. It is StateConnected from
 // the moment Connected is closed, even while the "connected" status is
 // still on its way to the core.
-func (k *Call) State() CallState {
-	snap := k.snap.Load()
+func (c *Call) State() CallState {
+	snap := c.snap.Load()
 	switch {
-	case k.over.Load():
+	case c.over.Load():
 		return StateEnded
 	case snap.reconnecting:
 		return StateReconnecting
 	case !snap.connectedAt.IsZero():
 		return StateConnected
 	}
-	return k.sig.state()
+	return c.sig.state()
 }
 
 // Done is closed when the call has ended and all its goroutines stopped.
-func (k *Call) Done() <-chan struct{} { return k.done }
+func (c *Call) Done() <-chan struct{} { return c.done }
 
 // Connected is closed when the call first connects.
-func (k *Call) Connected() <-chan struct{} { return k.connected }
+func (c *Call) Connected() <-chan struct{} { return c.connected }
 
 // Reason returns why the call ended, and the error behind it if any;
 // (ReasonNone, nil) while it is in progress.
-func (k *Call) Reason() (EndReason, error) {
-	s := k.snap.Load()
+func (c *Call) Reason() (EndReason, error) {
+	s := c.snap.Load()
 	return s.reason, s.err
 }
 
 // Encrypted reports whether media frames are end-to-end encrypted with the
 // shared key (known once the call is negotiated).
-func (k *Call) Encrypted() bool { return k.snap.Load().encrypted }
+func (c *Call) Encrypted() bool { return c.snap.Load().encrypted }
 
 // ConnectionInfo returns the selected candidate pair once connected.
-func (k *Call) ConnectionInfo() ConnectionInfo { return k.snap.Load().info }
+func (c *Call) ConnectionInfo() ConnectionInfo { return c.snap.Load().info }
 
 // WaitConnected blocks until the call is connected (returning its
 // connection info), ends (returning the reason as an error: ErrUnencrypted,
 // ErrConnectTimeout, ErrConnectionFailed, an error wrapping ErrProtocol,
 // or ErrCallEnded), or ctx ends.
-func (k *Call) WaitConnected(ctx context.Context) (ConnectionInfo, error) {
+func (c *Call) WaitConnected(ctx context.Context) (ConnectionInfo, error) {
 	select {
-	case <-k.connected:
-		return k.ConnectionInfo(), nil
-	case <-k.done:
+	case <-c.connected:
+		return c.ConnectionInfo(), nil
+	case <-c.done:
 		select {
-		case <-k.connected:
-			return k.ConnectionInfo(), nil
+		case <-c.connected:
+			return c.ConnectionInfo(), nil
 		default:
 		}
-		_, err := k.Reason()
+		_, err := c.Reason()
 		if err == nil {
 			err = ErrCallEnded
 		}
@@ -291,10 +291,10 @@ func (k *Call) WaitConnected(ctx context.Context) (ConnectionInfo, error) {
 // wait for the signaling: a slow chat core delays only the x.call.end,
 // which the Client still delivers (Close waits for it). It may be called
 // more than once and after the call ended by itself.
-func (k *Call) End(ctx context.Context) error {
-	k.stop(ReasonLocalHangup, nil)
+func (c *Call) End(ctx context.Context) error {
+	c.stop(ReasonLocalHangup, nil)
 	select {
-	case <-k.done:
+	case <-c.done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -302,14 +302,14 @@ func (k *Call) End(ctx context.Context) error {
 }
 
 // stop asks the loop to end the call.
-func (k *Call) stop(reason EndReason, err error) { k.inCtrl.Push(stopMsg{reason: reason, err: err}) }
+func (c *Call) stop(reason EndReason, err error) { c.inCtrl.Push(stopMsg{reason: reason, err: err}) }
 
 // deliver hands the call a transport event (from the Client's read loop;
 // it never blocks).
-func (k *Call) deliver(ev Event) {
-	if !k.inSig.Push(ev) && !k.over.Load() {
-		if n := k.inSig.Dropped(); n == 1 || n%100 == 0 {
-			k.log.Warn("smpcall: too many signaling events for one call; dropped", "dropped", n)
+func (c *Call) deliver(ev Event) {
+	if !c.inSig.Push(ev) && !c.over.Load() {
+		if n := c.inSig.Dropped(); n == 1 || n%100 == 0 {
+			c.log.Warn("smpcall: too many signaling events for one call; dropped", "dropped", n)
 		}
 	}
 }
@@ -317,74 +317,74 @@ func (k *Call) deliver(ev Event) {
 // stateChanged is the Client announcing a state change of this call (it
 // holds its lock: nothing here blocks). The end is the loop's to announce,
 // with the reason it ends with.
-func (k *Call) stateChanged(ev *CallStateEvent) {
+func (c *Call) stateChanged(ev *CallStateEvent) {
 	if ev.To == StateEnded {
-		k.stop(ev.Reason, ev.Err)
+		c.stop(ev.Reason, ev.Err)
 		return
 	}
-	if !k.over.Load() {
-		k.lastState.Store(int32(ev.To))
-		k.events.Push(ev)
+	if !c.over.Load() {
+		c.lastState.Store(int32(ev.To))
+		c.events.Push(ev)
 	}
 }
 
 // post hands the loop a message from a pion callback.
-func (k *Call) post(m any) {
-	if !k.inCtrl.Push(m) && !k.over.Load() {
-		k.log.Error("smpcall: call control queue full; message dropped")
+func (c *Call) post(m any) {
+	if !c.inCtrl.Push(m) && !c.over.Load() {
+		c.log.Error("smpcall: call control queue full; message dropped")
 	}
 }
 
 // run is the call's loop: negotiation, ICE batching and timeouts, until the
 // call ends.
-func (k *Call) run() {
-	defer k.finish()
-	if k.incoming.Load() {
-		if err := k.startOffer(); err != nil {
-			k.fail(err)
+func (c *Call) run() {
+	defer c.finish()
+	if c.incoming.Load() {
+		if err := c.startOffer(); err != nil {
+			c.fail(err)
 			return
 		}
 	}
 	var sigs []Event
 	var ctrls []any
-	for !k.loop.ended {
+	for !c.loop.ended {
 		select {
-		case <-k.inCtrl.Ready():
-			ctrls = k.inCtrl.Take(ctrls[:0])
+		case <-c.inCtrl.Ready():
+			ctrls = c.inCtrl.Take(ctrls[:0])
 			for _, m := range ctrls {
-				if !k.loop.ended {
-					k.onControl(m)
+				if !c.loop.ended {
+					c.onControl(m)
 				}
 			}
 			clear(ctrls)
-		case <-k.inSig.Ready():
-			sigs = k.inSig.Take(sigs[:0])
+		case <-c.inSig.Ready():
+			sigs = c.inSig.Take(sigs[:0])
 			for _, ev := range sigs {
-				if !k.loop.ended {
-					k.onSignal(ev)
+				if !c.loop.ended {
+					c.onSignal(ev)
 				}
 			}
 			clear(sigs)
-		case <-timerC(k.loop.batch.initialTimer):
-			k.loop.batch.initialTimer = nil
-			k.sendInitial()
-		case <-tickerC(k.loop.batch.extrasTicker):
-			k.flushExtras(time.Now().After(k.loop.batch.extrasEnd))
-		case <-timerC(k.loop.connectTimer):
-			k.loop.connectTimer = nil
-			if !k.loop.connected {
-				k.terminate(ReasonConnectionTimeout, ErrConnectTimeout)
+		case <-timerC(c.loop.batch.initialTimer):
+			c.loop.batch.initialTimer = nil
+			c.sendInitial()
+		case <-tickerC(c.loop.batch.extrasTicker):
+			c.flushExtras(time.Now().After(c.loop.batch.extrasEnd))
+		case <-timerC(c.loop.connectTimer):
+			c.loop.connectTimer = nil
+			if !c.loop.connected {
+				c.terminate(ReasonConnectionTimeout, ErrConnectTimeout)
 			}
-		case now := <-tickerC(k.loop.peerTick):
-			k.checkPeerMedia(now)
-		case <-timerC(k.loop.budget):
-			k.loop.budget = nil
-			k.terminate(ReasonReconnectGaveUp, errReconnectGaveUp)
-		case <-timerC(k.loop.restart.attempt):
-			k.startRestart()
-		case <-timerC(k.loop.restart.batchTime):
-			k.loop.restart.batchTime = nil
-			k.sendRestart()
+		case now := <-tickerC(c.loop.peerTick):
+			c.checkPeerMedia(now)
+		case <-timerC(c.loop.budget):
+			c.loop.budget = nil
+			c.terminate(ReasonReconnectGaveUp, errReconnectGaveUp)
+		case <-timerC(c.loop.restart.attempt):
+			c.startRestart()
+		case <-timerC(c.loop.restart.batchTime):
+			c.loop.restart.batchTime = nil
+			c.sendRestart()
 		}
 	}
 }
@@ -403,40 +403,40 @@ func tickerC(t *time.Ticker) <-chan time.Time {
 	return t.C
 }
 
-func (k *Call) onControl(m any) {
+func (c *Call) onControl(m any) {
 	switch m := m.(type) {
 	case stopMsg:
-		k.terminate(m.reason, m.err)
+		c.terminate(m.reason, m.err)
 	case candMsg:
-		k.onCandidate(m.c)
+		c.onCandidate(m.c)
 	case connStateMsg:
-		k.onConnState(m.s)
+		c.onConnState(m.s)
 	case trackMsg:
-		k.onTrack(m.t, m.r)
+		c.onTrack(m.t, m.r)
 	case sigResult:
-		k.onSigResult(m)
+		c.onSigResult(m)
 	case becomeCallee:
-		k.onBecomeCallee(m)
+		c.onBecomeCallee(m)
 	}
 }
 
-func (k *Call) onSignal(ev Event) {
+func (c *Call) onSignal(ev Event) {
 	var err error
 	switch ev := ev.(type) {
 	case *CallOfferEvent:
-		err = k.onOffer(ev)
+		err = c.onOffer(ev)
 	case *CallAnswerEvent:
-		err = k.onAnswer(ev)
+		err = c.onAnswer(ev)
 	case *CallExtraInfoEvent:
-		k.onExtra(ev)
+		c.onExtra(ev)
 	}
 	if err != nil {
-		k.fail(err)
+		c.fail(err)
 	}
 }
 
 // onSigResult handles what came of a signaling command.
-func (k *Call) onSigResult(r sigResult) {
+func (c *Call) onSigResult(r sigResult) {
 	if r.err == nil {
 		return
 	}
@@ -448,93 +448,93 @@ func (k *Call) onSigResult(r sigResult) {
 		if errors.As(r.err, &ce) {
 			reason = ReasonProtocolError
 		}
-		k.terminate(reason, r.err)
+		c.terminate(reason, r.err)
 	case sigExtra:
 		// Keep the candidates for the next flush.
-		k.log.Info("smpcall: sending extra candidates failed", "err", r.err)
-		k.loop.batch.pending = append(r.cmd.cands, k.loop.batch.pending...)
+		c.log.Info("smpcall: sending extra candidates failed", "err", r.err)
+		c.loop.batch.pending = append(r.cmd.cands, c.loop.batch.pending...)
 	case sigStatus:
-		k.log.Info("smpcall: reporting status", "status", r.cmd.status, "err", r.err)
+		c.log.Info("smpcall: reporting status", "status", r.cmd.status, "err", r.err)
 	}
 }
 
 // fail ends the call after an error, with the reason the error implies.
-func (k *Call) fail(err error) {
+func (c *Call) fail(err error) {
 	switch {
 	case errors.Is(err, ErrUnencrypted):
-		k.terminate(ReasonUnencrypted, err)
+		c.terminate(ReasonUnencrypted, err)
 	case errors.Is(err, ErrProtocol):
-		k.terminate(ReasonProtocolError, err)
+		c.terminate(ReasonProtocolError, err)
 	default:
-		k.terminate(ReasonInternalError, err)
+		c.terminate(ReasonInternalError, err)
 	}
 }
 
 // publish stores a new snapshot for readers.
-func (k *Call) publish() {
-	s := k.loop.snap
-	k.snap.Store(&s)
+func (c *Call) publish() {
+	s := c.loop.snap
+	c.snap.Store(&s)
 }
 
 // terminate ends the call once: the Client marks it over at once, the
 // outbox drops what it has not sent and tells the peer (x.call.end) if the
 // call was still live, and the loop exits after this.
-func (k *Call) terminate(reason EndReason, err error) {
-	if k.loop.ended {
+func (c *Call) terminate(reason EndReason, err error) {
+	if c.loop.ended {
 		return
 	}
-	k.loop.ended = true
-	k.loop.snap.reason, k.loop.snap.err = reason, err
-	k.publish()
-	k.over.Store(true)
+	c.loop.ended = true
+	c.loop.snap.reason, c.loop.snap.err = reason, err
+	c.publish()
+	c.over.Store(true)
 	if err != nil {
-		k.log.Info("smpcall: call ending", "reason", reason, "err", err)
+		c.log.Info("smpcall: call ending", "reason", reason, "err", err)
 	}
 	var end *sigCmd
-	if tell, t := k.sig.ended(reason, err); tell {
+	if tell, t := c.sig.ended(reason, err); tell {
 		end = &sigCmd{kind: sigEnd, t: t}
 	}
-	k.out.finish(end)
+	c.out.finish(end)
 }
 
 // finish releases everything the call holds; it runs on the loop goroutine
 // after the loop.
-func (k *Call) finish() {
-	if !k.loop.ended {
-		k.terminate(ReasonInternalError, errors.New("smpcall: call loop exited"))
+func (c *Call) finish() {
+	if !c.loop.ended {
+		c.terminate(ReasonInternalError, errors.New("smpcall: call loop exited"))
 	}
-	for _, t := range []*time.Timer{k.loop.batch.initialTimer, k.loop.connectTimer, k.loop.budget, k.loop.restart.attempt, k.loop.restart.batchTime} {
+	for _, t := range []*time.Timer{c.loop.batch.initialTimer, c.loop.connectTimer, c.loop.budget, c.loop.restart.attempt, c.loop.restart.batchTime} {
 		if t != nil {
 			t.Stop()
 		}
 	}
-	for _, t := range []*time.Ticker{k.loop.batch.extrasTicker, k.loop.peerTick} {
+	for _, t := range []*time.Ticker{c.loop.batch.extrasTicker, c.loop.peerTick} {
 		if t != nil {
 			t.Stop()
 		}
 	}
-	k.mediaStop()
-	k.mediaMu.Lock()
-	k.mediaOff = true
-	k.mediaMu.Unlock()
-	if k.closePeerConnection() && k.loop.cipher != nil {
-		k.loop.cipher.Destroy() // no media goroutine uses it any more
+	c.mediaStop()
+	c.mediaMu.Lock()
+	c.mediaOff = true
+	c.mediaMu.Unlock()
+	if c.closePeerConnection() && c.loop.cipher != nil {
+		c.loop.cipher.Destroy() // no media goroutine uses it any more
 	}
-	if k.key != nil {
+	if c.key != nil {
 		// The Call's own copy of the invitation's key (AcceptCall and the
 		// crossing rule make it); crypto/aes keeps the expanded key where
 		// Go cannot overwrite it (framecrypt.Cipher.Destroy).
-		*k.key = SharedKey{}
-		k.key = nil
+		*c.key = SharedKey{}
+		c.key = nil
 	}
-	k.inSig.Close()
-	k.inCtrl.Close()
-	r := k.makeRecord()
-	k.events.Push(&CallStateEvent{Contact: k.contact, From: CallState(k.lastState.Load()), To: StateEnded, Reason: k.loop.snap.reason, Err: k.loop.snap.err})
-	k.events.Push(&CallRecordEvent{Record: r})
-	k.events.Close()
-	k.sig.detach()
-	close(k.done)
+	c.inSig.Close()
+	c.inCtrl.Close()
+	r := c.makeRecord()
+	c.events.Push(&CallStateEvent{Contact: c.contact, From: CallState(c.lastState.Load()), To: StateEnded, Reason: c.loop.snap.reason, Err: c.loop.snap.err})
+	c.events.Push(&CallRecordEvent{Record: r})
+	c.events.Close()
+	c.sig.detach()
+	close(c.done)
 }
 
 // closeTimeout bounds how long finish waits for pion to close the peer
@@ -548,16 +548,16 @@ const closeTimeout = 10 * time.Second
 // connected a moment ago (a variant of pion/webrtc#1430, seen once in about
 // 1000 calls): the wait is bounded, so the call still ends, logging that
 // pion's goroutines are left behind. It reports whether everything stopped.
-func (k *Call) closePeerConnection() bool {
+func (c *Call) closePeerConnection() bool {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if k.loop.pc != nil {
-			if err := k.loop.pc.GracefulClose(); err != nil {
-				k.log.Info("smpcall: closing peer connection", "err", err)
+		if c.loop.pc != nil {
+			if err := c.loop.pc.GracefulClose(); err != nil {
+				c.log.Info("smpcall: closing peer connection", "err", err)
 			}
 		}
-		k.mediaWG.Wait()
+		c.mediaWG.Wait()
 	}()
 	t := time.NewTimer(closeTimeout)
 	defer t.Stop()
@@ -565,21 +565,21 @@ func (k *Call) closePeerConnection() bool {
 	case <-done:
 		return true
 	case <-t.C:
-		k.log.Error("smpcall: pion did not close the peer connection in time; its goroutines are left behind")
+		c.log.Error("smpcall: pion did not close the peer connection in time; its goroutines are left behind")
 		return false
 	}
 }
 
 // goMedia starts a media goroutine unless the call is closing.
-func (k *Call) goMedia(f func()) {
-	k.mediaMu.Lock()
-	defer k.mediaMu.Unlock()
-	if k.mediaOff {
+func (c *Call) goMedia(f func()) {
+	c.mediaMu.Lock()
+	defer c.mediaMu.Unlock()
+	if c.mediaOff {
 		return
 	}
-	k.mediaWG.Add(1)
+	c.mediaWG.Add(1)
 	go func() {
-		defer k.mediaWG.Done()
+		defer c.mediaWG.Done()
 		f()
 	}()
 }

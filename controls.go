@@ -134,50 +134,50 @@ func keyRequester(src video.Source) video.KeyFrameRequester {
 }
 
 // initStreams sets up the four send streams from the call options.
-func (k *Call) initStreams() {
-	for i := range k.send {
-		k.send[i].init()
+func (c *Call) initStreams() {
+	for i := range c.send {
+		c.send[i].init()
 	}
-	o := k.opts.Sources
-	k.send[streamMic].read = audioReader(o.Mic)
-	k.send[streamCamera].read, k.send[streamCamera].keyReq = videoReader(o.Camera), keyRequester(o.Camera)
-	k.send[streamScreenAudio].read = audioReader(o.ScreenAudio)
-	k.send[streamScreenVideo].read, k.send[streamScreenVideo].keyReq = videoReader(o.ScreenVideo), keyRequester(o.ScreenVideo)
-	k.camera.Store(string(CameraUser))
+	o := c.opts.Sources
+	c.send[streamMic].read = audioReader(o.Mic)
+	c.send[streamCamera].read, c.send[streamCamera].keyReq = videoReader(o.Camera), keyRequester(o.Camera)
+	c.send[streamScreenAudio].read = audioReader(o.ScreenAudio)
+	c.send[streamScreenVideo].read, c.send[streamScreenVideo].keyReq = videoReader(o.ScreenVideo), keyRequester(o.ScreenVideo)
+	c.camera.Store(string(CameraUser))
 }
 
 // SetEnabled turns sending of one source on or off, like the apps' mute and
 // camera buttons: frames from the source are read and dropped while it is
 // disabled, and the peer infers "muted" after about 3 s without frames
 // (protocol §6.4). No renegotiation. Errors: an unknown source.
-func (k *Call) SetEnabled(src CallMediaSource, enabled bool) error {
+func (c *Call) SetEnabled(src CallMediaSource, enabled bool) error {
 	s, ok := streamOf(src)
 	if !ok {
 		return fmt.Errorf("smpcall: unknown media source %q", src)
 	}
-	k.send[s].enabled.Store(enabled)
+	c.send[s].enabled.Store(enabled)
 	if enabled && s.video() {
-		k.send[s].requestKeyFrame()
+		c.send[s].requestKeyFrame()
 	}
 	return nil
 }
 
 // Enabled reports whether a source is being sent.
-func (k *Call) Enabled(src CallMediaSource) bool {
+func (c *Call) Enabled(src CallMediaSource) bool {
 	s, ok := streamOf(src)
-	return ok && k.send[s].enabled.Load()
+	return ok && c.send[s].enabled.Load()
 }
 
 // SetAudioSource replaces what the mic or screen-audio stream sends (nil
 // stops it) without renegotiation. Errors: not an audio source,
 // ErrNoSuchStream, ErrCallEnded.
-func (k *Call) SetAudioSource(src CallMediaSource, a audio.Source) error {
-	s, err := k.streamFor(src, false)
+func (c *Call) SetAudioSource(src CallMediaSource, a audio.Source) error {
+	s, err := c.streamFor(src, false)
 	if err != nil {
 		return err
 	}
-	k.send[s].set(audioReader(a), nil)
-	k.startSender(s)
+	c.send[s].set(audioReader(a), nil)
+	c.startSender(s)
 	return nil
 }
 
@@ -186,64 +186,64 @@ func (k *Call) SetAudioSource(src CallMediaSource, a audio.Source) error {
 // video this way, since its camera m-line exists from the start (protocol
 // §6.4). A source that implements video.KeyFrameRequester is asked for a key
 // frame at once. Errors: not a video source, ErrNoSuchStream, ErrCallEnded.
-func (k *Call) SetVideoSource(src CallMediaSource, v video.Source) error {
-	s, err := k.streamFor(src, true)
+func (c *Call) SetVideoSource(src CallMediaSource, v video.Source) error {
+	s, err := c.streamFor(src, true)
 	if err != nil {
 		return err
 	}
-	k.send[s].set(videoReader(v), keyRequester(v))
-	k.startSender(s)
+	c.send[s].set(videoReader(v), keyRequester(v))
+	c.startSender(s)
 	return nil
 }
 
 // SwitchCamera replaces the camera source with one facing the other way
 // (the apps' "flip camera"), without renegotiation.
-func (k *Call) SwitchCamera(facing VideoCamera, v video.Source) error {
+func (c *Call) SwitchCamera(facing VideoCamera, v video.Source) error {
 	if !facing.Valid() {
 		return fmt.Errorf("smpcall: unknown camera %q", facing)
 	}
-	if err := k.SetVideoSource(SourceCamera, v); err != nil {
+	if err := c.SetVideoSource(SourceCamera, v); err != nil {
 		return err
 	}
-	k.camera.Store(string(facing))
+	c.camera.Store(string(facing))
 	return nil
 }
 
 // Camera returns the facing of the current camera source (user until switched).
-func (k *Call) Camera() VideoCamera { return VideoCamera(k.camera.Load().(string)) }
+func (c *Call) Camera() VideoCamera { return VideoCamera(c.camera.Load().(string)) }
 
 // StartScreenShare sends a screen on transceivers 2 and 3 (protocol §6.4);
 // sound may be nil. Errors: ErrNoSuchStream when the peer's session has no
 // screen m-lines, ErrCallEnded.
-func (k *Call) StartScreenShare(screen video.Source, sound audio.Source) error {
+func (c *Call) StartScreenShare(screen video.Source, sound audio.Source) error {
 	if screen == nil {
 		return errors.New("smpcall: start screen share: nil screen source")
 	}
-	if _, err := k.streamFor(SourceScreenVideo, true); err != nil {
+	if _, err := c.streamFor(SourceScreenVideo, true); err != nil {
 		return err
 	}
-	if err := k.SetVideoSource(SourceScreenVideo, screen); err != nil {
+	if err := c.SetVideoSource(SourceScreenVideo, screen); err != nil {
 		return err
 	}
 	if sound != nil {
-		return k.SetAudioSource(SourceScreenAudio, sound)
+		return c.SetAudioSource(SourceScreenAudio, sound)
 	}
 	return nil
 }
 
 // StopScreenShare stops sending on the screen streams.
-func (k *Call) StopScreenShare() error {
-	if _, err := k.streamFor(SourceScreenVideo, true); err != nil {
+func (c *Call) StopScreenShare() error {
+	if _, err := c.streamFor(SourceScreenVideo, true); err != nil {
 		return err
 	}
-	k.send[streamScreenVideo].set(nil, nil)
-	k.send[streamScreenAudio].set(nil, nil)
+	c.send[streamScreenVideo].set(nil, nil)
+	c.send[streamScreenAudio].set(nil, nil)
 	return nil
 }
 
 // streamFor checks that src is a source of the wanted kind that the call's
 // session has (all four until the session is known).
-func (k *Call) streamFor(src CallMediaSource, wantVideo bool) (stream, error) {
+func (c *Call) streamFor(src CallMediaSource, wantVideo bool) (stream, error) {
 	s, ok := streamOf(src)
 	if !ok || s.video() != wantVideo {
 		kind := "audio"
@@ -252,17 +252,17 @@ func (k *Call) streamFor(src CallMediaSource, wantVideo bool) (stream, error) {
 		}
 		return 0, fmt.Errorf("smpcall: %q is not a %s source", src, kind)
 	}
-	if k.over.Load() {
+	if c.over.Load() {
 		return 0, ErrCallEnded
 	}
-	if sess := k.session.Load(); sess != nil && !sess.streams.has(s) {
+	if sess := c.session.Load(); sess != nil && !sess.streams.has(s) {
 		return 0, ErrNoSuchStream
 	}
 	return s, nil
 }
 
 // PeerEnabled reports whether the peer's source is sending (see PeerMediaEvent).
-func (k *Call) PeerEnabled(src CallMediaSource) bool {
+func (c *Call) PeerEnabled(src CallMediaSource) bool {
 	s, ok := streamOf(src)
-	return ok && k.stats[s].peerOn.Load()
+	return ok && c.stats[s].peerOn.Load()
 }

@@ -154,15 +154,15 @@ type becomeCallee struct {
 
 // onBecomeCallee switches a placed call that has no peer connection yet to
 // the callee's role and makes the offer.
-func (k *Call) onBecomeCallee(m becomeCallee) {
-	if k.loop.pc != nil {
-		k.terminate(ReasonInternalError, errCrossingTooLate)
+func (c *Call) onBecomeCallee(m becomeCallee) {
+	if c.loop.pc != nil {
+		c.terminate(ReasonInternalError, errCrossingTooLate)
 		return
 	}
-	k.incoming.Store(true)
-	k.mediaType.Store(&m.media)
-	k.key = m.key
-	if err := k.startOffer(); err != nil {
-		k.fail(err)
+	c.incoming.Store(true)
+	c.mediaType.Store(&m.media)
+	c.key = m.key
+	if err := c.startOffer(); err != nil {
+		c.fail(err)
 	}
 }

@@ -102,36 +102,36 @@ func typeOf(c *webrtc.ICECandidate) candTypes {
 	return 0
 }
 
-func (k *Call) onCandidate(c *webrtc.ICECandidate) {
-	if k.loop.restart.gen > 0 {
-		k.onRestartCandidate(c)
+func (c *Call) onCandidate(ic *webrtc.ICECandidate) {
+	if c.loop.restart.gen > 0 {
+		c.onRestartCandidate(ic)
 		return
 	}
-	b := &k.loop.batch
-	if c == nil {
+	b := &c.loop.batch
+	if ic == nil {
 		b.gatherDone = true
-		if !b.initialSent && k.loop.localDesc != nil {
+		if !b.initialSent && c.loop.localDesc != nil {
 			// Gathering finished before the timer: send now.
 			if b.initialTimer != nil {
 				b.initialTimer.Stop()
 				b.initialTimer = nil
 			}
-			k.sendInitial()
+			c.sendInitial()
 		} else if b.initialSent {
-			k.flushExtras(true)
+			c.flushExtras(true)
 		}
 		return
 	}
-	if cand, ok := payloadCandidate(c); ok {
+	if cand, ok := payloadCandidate(ic); ok {
 		b.pending = append(b.pending, cand)
-		typ := typeOf(c)
+		typ := typeOf(ic)
 		b.have |= typ
 		switch {
-		case !b.initialSent && k.loop.localDesc != nil && b.expect != 0 && b.have&b.expect == b.expect:
+		case !b.initialSent && c.loop.localDesc != nil && b.expect != 0 && b.have&b.expect == b.expect:
 			stopTimer(&b.initialTimer)
-			k.sendInitial()
+			c.sendInitial()
 		case b.initialSent && b.sent&typ == 0:
-			k.flushExtras(false) // a new kind of path: do not make the peer wait for it
+			c.flushExtras(false) // a new kind of path: do not make the peer wait for it
 		}
 	}
 }
@@ -151,13 +151,13 @@ func payloadCandidate(c *webrtc.ICECandidate) (rtcpayload.Candidate, bool) {
 // as fit in the message limit; the rest go to extras, which the outbox
 // sends only after it (protocol §6.5: candidates that reach the peer before
 // its call exists are dropped).
-func (k *Call) sendInitial() {
-	b := &k.loop.batch
-	if b.initialSent || k.loop.localDesc == nil {
+func (c *Call) sendInitial() {
+	b := &c.loop.batch
+	if b.initialSent || c.loop.localDesc == nil {
 		return
 	}
 	b.initialSent = true
-	incoming := k.incoming.Load()
+	incoming := c.incoming.Load()
 	typ := "answer"
 	if incoming {
 		typ = "offer"
@@ -165,13 +165,13 @@ func (k *Call) sendInitial() {
 	// Announce the ICE-restart extension (protocol §6.8): every known parser
 	// ignores the key, and two peers that both announce it survive network
 	// changes.
-	rtcSession, err := rtcpayload.EncodeSession(rtcpayload.Session{Type: typ, SDP: k.loop.localDesc.SDP, Reconnect: !k.cfg.DisableReconnectExtension})
+	rtcSession, err := rtcpayload.EncodeSession(rtcpayload.Session{Type: typ, SDP: c.loop.localDesc.SDP, Reconnect: !c.cfg.DisableReconnectExtension})
 	if err != nil {
-		k.terminate(ReasonInternalError, err)
+		c.terminate(ReasonInternalError, err)
 		return
 	}
-	callType := CallType{Media: k.Media(), Capabilities: CallCapabilities{Encryption: true}}
-	n, cands, err := k.fit(b.pending, func(cands string) any {
+	callType := CallType{Media: c.Media(), Capabilities: CallCapabilities{Encryption: true}}
+	n, cands, err := c.fit(b.pending, func(cands string) any {
 		s := WebRTCSession{RTCSession: rtcSession, RTCIceCandidates: cands}
 		if incoming {
 			return WebRTCCallOffer{CallType: callType, RTCSession: s}
@@ -179,37 +179,37 @@ func (k *Call) sendInitial() {
 		return s
 	}, rtcpayload.EncodeCandidates)
 	if err != nil {
-		k.terminate(ReasonInternalError, fmt.Errorf("%s: %w", typ, err))
+		c.terminate(ReasonInternalError, fmt.Errorf("%s: %w", typ, err))
 		return
 	}
 	b.markSent(b.pending[:n])
 	b.pending = b.pending[n:]
 	session := WebRTCSession{RTCSession: rtcSession, RTCIceCandidates: cands}
 	if incoming {
-		k.out.push(sigCmd{kind: sigOffer, offer: WebRTCCallOffer{CallType: callType, RTCSession: session}})
+		c.out.push(sigCmd{kind: sigOffer, offer: WebRTCCallOffer{CallType: callType, RTCSession: session}})
 	} else {
-		k.out.push(sigCmd{kind: sigAnswer, session: session})
+		c.out.push(sigCmd{kind: sigAnswer, session: session})
 	}
-	b.extrasEnd = time.Now().Add(k.cfg.ICE.ExtrasTimeout)
+	b.extrasEnd = time.Now().Add(c.cfg.ICE.ExtrasTimeout)
 	if b.gatherDone {
-		k.flushExtras(true) // only what did not fit
+		c.flushExtras(true) // only what did not fit
 		return
 	}
-	b.extrasTicker = time.NewTicker(k.cfg.ICE.ExtrasInterval)
+	b.extrasTicker = time.NewTicker(c.cfg.ICE.ExtrasInterval)
 }
 
 // flushExtras queues pending candidates as extras, each message within the
 // size limit; final stops the batching.
-func (k *Call) flushExtras(final bool) {
-	b := &k.loop.batch
+func (c *Call) flushExtras(final bool) {
+	b := &c.loop.batch
 	for len(b.pending) > 0 {
-		n, cands, err := k.fit(b.pending, extraInfo, rtcpayload.EncodeCandidates)
+		n, cands, err := c.fit(b.pending, extraInfo, rtcpayload.EncodeCandidates)
 		if err != nil || n == 0 {
-			k.log.Warn("smpcall: candidate too large for a message; dropped", "err", err)
+			c.log.Warn("smpcall: candidate too large for a message; dropped", "err", err)
 			b.pending = b.pending[1:]
 			continue
 		}
-		k.out.push(sigCmd{kind: sigExtra, extra: WebRTCExtraInfo{RTCIceCandidates: cands}, cands: b.pending[:n:n]})
+		c.out.push(sigCmd{kind: sigExtra, extra: WebRTCExtraInfo{RTCIceCandidates: cands}, cands: b.pending[:n:n]})
 		b.markSent(b.pending[:n])
 		b.pending = b.pending[n:]
 	}
@@ -224,8 +224,8 @@ func extraInfo(cands string) any { return WebRTCExtraInfo{RTCIceCandidates: cand
 // fit returns how many of cands fit into one chat message of at most
 // MaxMessageSize bytes, and their encoding: encode turns candidates into
 // the payload string, build wraps it in the command's argument.
-func (k *Call) fit(cands []rtcpayload.Candidate, build func(string) any, encode func([]rtcpayload.Candidate) (string, error)) (int, string, error) {
-	limit := k.cfg.MaxMessageSize
+func (c *Call) fit(cands []rtcpayload.Candidate, build func(string) any, encode func([]rtcpayload.Candidate) (string, error)) (int, string, error) {
+	limit := c.cfg.MaxMessageSize
 	for n := len(cands); n >= 0; n-- {
 		enc, err := encode(cands[:n])
 		if err != nil {

@@ -34,14 +34,14 @@ type mediaSession struct {
 }
 
 // startSession publishes the media session once the tracks are attached.
-func (k *Call) startSession() {
-	sess := &mediaSession{pc: k.loop.pc, cipher: k.loop.cipher, tracks: k.loop.tracks}
+func (c *Call) startSession() {
+	sess := &mediaSession{pc: c.loop.pc, cipher: c.loop.cipher, tracks: c.loop.tracks}
 	for _, s := range streams {
 		if sess.tracks[s] != nil {
 			sess.streams.add(s)
 		}
 	}
-	for _, tr := range k.loop.pc.GetTransceivers() {
+	for _, tr := range c.loop.pc.GetTransceivers() {
 		snd := tr.Sender()
 		if snd == nil || snd.Track() == nil {
 			continue
@@ -50,7 +50,7 @@ func (k *Call) startSession() {
 			sess.senders[s] = snd
 		}
 	}
-	k.session.Store(sess)
+	c.session.Store(sess)
 }
 
 // keyFrameInterval limits how often the peer's requests make a source
@@ -62,7 +62,7 @@ const keyFrameInterval = 300 * time.Millisecond
 // for NACK and reports, receiver reports carry the round-trip time, and
 // PLI/FIR ask for a key frame. It runs while the stream sends (see
 // startSender): a sender that never sent gets none of these.
-func (k *Call) readRTCP(snd *webrtc.RTPSender, s stream) {
+func (c *Call) readRTCP(snd *webrtc.RTPSender, s stream) {
 	var last time.Time
 	buf := make([]byte, receiveMTU)
 	for {
@@ -77,16 +77,16 @@ func (k *Call) readRTCP(snd *webrtc.RTPSender, s stream) {
 		for _, p := range pkts {
 			switch p := p.(type) {
 			case *rtcp.ReceiverReport:
-				k.noteRTT(p.Reports)
+				c.noteRTT(p.Reports)
 			case *rtcp.SenderReport:
-				k.noteRTT(p.Reports)
+				c.noteRTT(p.Reports)
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				k.stats[s].keyFrameRequests.Add(1)
+				c.stats[s].keyFrameRequests.Add(1)
 				if time.Since(last) < keyFrameInterval {
 					continue
 				}
 				last = time.Now()
-				k.send[s].requestKeyFrame()
+				c.send[s].requestKeyFrame()
 			}
 		}
 	}
@@ -95,7 +95,7 @@ func (k *Call) readRTCP(snd *webrtc.RTPSender, s stream) {
 // noteRTT takes the round-trip time from the peer's reports on our
 // streams (RFC 3550 §6.4.1: now − LSR − DLSR, in 1/65536 s of the NTP
 // clock). The receive buffers size their wait from it.
-func (k *Call) noteRTT(reports []rtcp.ReceptionReport) {
+func (c *Call) noteRTT(reports []rtcp.ReceptionReport) {
 	for _, r := range reports {
 		if r.LastSenderReport == 0 {
 			continue
@@ -108,7 +108,7 @@ func (k *Call) noteRTT(reports []rtcp.ReceptionReport) {
 		if d >= 1<<31 {
 			continue // the clock went back, or a report from before a restart
 		}
-		k.rtt.Store(int64(time.Duration(d) * time.Second >> 16))
+		c.rtt.Store(int64(time.Duration(d) * time.Second >> 16))
 	}
 }
 
@@ -117,12 +117,12 @@ func (k *Call) noteRTT(reports []rtcp.ReceptionReport) {
 // loop and RTCP reader start when it has a source, now or later (see
 // startSender), so the streams that never send (the screen streams of most
 // calls, the camera of an audio call) cost no goroutines.
-func (k *Call) startSenders() {
-	sess := k.session.Load()
+func (c *Call) startSenders() {
+	sess := c.session.Load()
 	for _, s := range streams {
 		if sess.tracks[s] != nil {
-			k.send[s].armed.Store(true)
-			k.startSender(s)
+			c.send[s].armed.Store(true)
+			c.startSender(s)
 		}
 	}
 }
@@ -131,44 +131,44 @@ func (k *Call) startSenders() {
 // is armed and has a source; they run until the call ends. Both the loop
 // (on connected) and the controls (a new source) call it: each stores its
 // half before it checks the other's, so one of them starts the stream.
-func (k *Call) startSender(s stream) {
-	st := &k.send[s]
+func (c *Call) startSender(s stream) {
+	st := &c.send[s]
 	if !st.armed.Load() || !st.hasSource() || !st.started.CompareAndSwap(false, true) {
 		return
 	}
-	sess := k.session.Load()
+	sess := c.session.Load()
 	t := sess.tracks[s]
-	k.goMedia(func() { k.sendLoop(sess, s, t) })
+	c.goMedia(func() { c.sendLoop(sess, s, t) })
 	if snd := sess.senders[s]; snd != nil {
-		k.goMedia(func() { k.readRTCP(snd, s) })
+		c.goMedia(func() { c.readRTCP(snd, s) })
 	}
 }
 
 // sendLoop sends what stream s's current source produces until the call ends.
-func (k *Call) sendLoop(sess *mediaSession, s stream, t *webrtc.TrackLocalStaticSample) {
-	st := &k.send[s]
+func (c *Call) sendLoop(sess *mediaSession, s stream, t *webrtc.TrackLocalStaticSample) {
+	st := &c.send[s]
 	var sealed []byte // reused: WriteSample copies the frame into its packets
 	for {
-		read, ctx, changed := st.current(k.mediaCtx)
+		read, ctx, changed := st.current(c.mediaCtx)
 		if read == nil {
 			select {
 			case <-changed:
 				continue
-			case <-k.mediaCtx.Done():
+			case <-c.mediaCtx.Done():
 				return
 			}
 		}
 		data, d, err := read(ctx)
 		if err != nil {
 			switch {
-			case k.mediaCtx.Err() != nil:
+			case c.mediaCtx.Err() != nil:
 				return
 			case ctx.Err() != nil:
 				continue // replaced
 			case errors.Is(err, io.EOF):
-				k.log.Info("smpcall: source ended", "source", s)
+				c.log.Info("smpcall: source ended", "source", s)
 			default:
-				k.events.Push(&MediaErrorEvent{Contact: k.contact, Source: s.source(), Sending: true, Err: err})
+				c.events.Push(&MediaErrorEvent{Contact: c.contact, Source: s.source(), Sending: true, Err: err})
 			}
 			st.finished(changed)
 			continue
@@ -181,7 +181,7 @@ func (k *Call) sendLoop(sess *mediaSession, s stream, t *webrtc.TrackLocalStatic
 			prefix = framecrypt.PrefixVP8(data)
 		}
 		var ok bool
-		if sealed, ok = k.write(sess, s, t, data, sealed[:0], prefix, d); !ok && k.mediaCtx.Err() != nil {
+		if sealed, ok = c.write(sess, s, t, data, sealed[:0], prefix, d); !ok && c.mediaCtx.Err() != nil {
 			return
 		}
 	}
@@ -197,32 +197,32 @@ func (k *Call) sendLoop(sess *mediaSession, s stream, t *webrtc.TrackLocalStatic
 // NACK. After an unmute the peer's jitter buffer sees the stream resume.
 //
 // buf is reused for the encrypted frame, which is returned for the next call.
-func (k *Call) write(sess *mediaSession, s stream, t *webrtc.TrackLocalStaticSample, data, buf []byte, prefix int, d time.Duration) ([]byte, bool) {
+func (c *Call) write(sess *mediaSession, s stream, t *webrtc.TrackLocalStaticSample, data, buf []byte, prefix int, d time.Duration) ([]byte, bool) {
 	out := data
 	if sess.cipher != nil {
 		buf = sess.cipher.Seal(buf, data, prefix)
 		out = buf
 	}
 	if err := t.WriteSample(media.Sample{Data: out, Duration: d}); err != nil {
-		if k.mediaCtx.Err() == nil && k.writeErrs.Add(1)%100 == 1 {
-			k.log.Info("smpcall: write sample failed; frame dropped", "source", s, "err", err)
+		if c.mediaCtx.Err() == nil && c.writeErrs.Add(1)%100 == 1 {
+			c.log.Info("smpcall: write sample failed; frame dropped", "source", s, "err", err)
 		}
 		return buf, false
 	}
-	k.stats[s].framesSent.Add(1)
-	k.stats[s].bytesSent.Add(uint64(len(data)))
+	c.stats[s].framesSent.Add(1)
+	c.stats[s].bytesSent.Add(uint64(len(data)))
 	return buf, true
 }
 
 // onTrack starts reading a remote track. pion fires OnTrack on a track's
 // first packet, so camera and screen tracks may appear mid-call.
-func (k *Call) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
-	s, ok := k.streamOfReceiver(r)
+func (c *Call) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	s, ok := c.streamOfReceiver(r)
 	if !ok {
 		return
 	}
-	sess := k.session.Load()
-	k.goMedia(func() { k.receive(sess, s, t) })
+	sess := c.session.Load()
+	c.goMedia(func() { c.receive(sess, s, t) })
 }
 
 // pliInterval limits our own key-frame requests to the peer.
@@ -230,7 +230,7 @@ const pliInterval = 500 * time.Millisecond
 
 // receiver is what one remote track's reading goroutine keeps.
 type receiver struct {
-	k        *Call
+	call     *Call
 	sess     *mediaSession
 	s        stream
 	t        *webrtc.TrackRemote
@@ -269,9 +269,9 @@ func borrows(sink any) bool {
 // frame, drops and counts the ones that fail, and hands the rest to the
 // sink. After a real video loss no delta frame reaches the sink until a
 // key frame, and a PLI asks the peer for one.
-func (k *Call) receive(sess *mediaSession, s stream, t *webrtc.TrackRemote) {
-	r := &receiver{k: k, sess: sess, s: s, t: t, c: &k.stats[s], buf: make([]byte, receiveMTU), sinkOK: true}
-	switch sinks := &k.opts.Sinks; s {
+func (c *Call) receive(sess *mediaSession, s stream, t *webrtc.TrackRemote) {
+	r := &receiver{call: c, sess: sess, s: s, t: t, c: &c.stats[s], buf: make([]byte, receiveMTU), sinkOK: true}
+	switch sinks := &c.opts.Sinks; s {
 	case streamMic:
 		r.borrow = borrows(sinks.Mic)
 	case streamCamera:
@@ -334,7 +334,7 @@ func (r *receiver) pli() {
 
 // updateRTT hands the buffer the latest round-trip time from RTCP reports.
 func (r *receiver) updateRTT(set func(time.Duration)) {
-	if rtt := time.Duration(r.k.rtt.Load()); rtt > 0 && rtt != r.rtt {
+	if rtt := time.Duration(r.call.rtt.Load()); rtt > 0 && rtt != r.rtt {
 		r.rtt = rtt
 		set(rtt)
 	}
@@ -449,8 +449,8 @@ func (r *receiver) frame(frame []byte, prefix int, now time.Time) bool {
 		if err != nil {
 			r.c.decryptFailed.Add(1)
 			r.failures++
-			if r.failures == r.k.cfg.DecryptFailureThreshold {
-				r.k.events.Push(&DecryptFailingEvent{Contact: r.k.contact, Source: r.s.source(), Failed: r.failures})
+			if r.failures == r.call.cfg.DecryptFailureThreshold {
+				r.call.events.Push(&DecryptFailingEvent{Contact: r.call.contact, Source: r.s.source(), Failed: r.failures})
 			}
 			if r.s.video() {
 				r.pli()
@@ -467,22 +467,22 @@ func (r *receiver) frame(frame []byte, prefix int, now time.Time) bool {
 	} else {
 		out = bytes.Clone(frame)
 	}
-	r.k.peerFrame(r.s, now)
+	r.call.peerFrame(r.s, now)
 	if !r.sinkOK {
 		return true
 	}
-	if err := r.k.deliverFrame(r.s, out); err != nil {
+	if err := r.call.deliverFrame(r.s, out); err != nil {
 		r.sinkOK = false
-		r.k.events.Push(&MediaErrorEvent{Contact: r.k.contact, Source: r.s.source(), Err: err})
+		r.call.events.Push(&MediaErrorEvent{Contact: r.call.contact, Source: r.s.source(), Err: err})
 	}
 	return true
 }
 
 // deliverFrame hands one decrypted frame to stream s's sink.
-func (k *Call) deliverFrame(s stream, data []byte) error {
-	c := &k.stats[s]
+func (c *Call) deliverFrame(s stream, data []byte) error {
+	sc := &c.stats[s]
 	var err error
-	sinks := &k.opts.Sinks
+	sinks := &c.opts.Sinks
 	switch s {
 	case streamMic, streamScreenAudio:
 		sink := sinks.Mic
@@ -495,7 +495,7 @@ func (k *Call) deliverFrame(s stream, data []byte) error {
 	default:
 		key := video.IsKeyFrame(data)
 		if key {
-			c.keyFramesReceived.Add(1)
+			sc.keyFramesReceived.Add(1)
 		}
 		sink := sinks.Camera
 		if s == streamScreenVideo {
@@ -506,30 +506,30 @@ func (k *Call) deliverFrame(s stream, data []byte) error {
 		}
 	}
 	if err == nil {
-		c.framesReceived.Add(1)
-		c.bytesReceived.Add(uint64(len(data)))
+		sc.framesReceived.Add(1)
+		sc.bytesReceived.Add(uint64(len(data)))
 	}
 	return err
 }
 
 // peerFrame records a frame from the peer's stream s (from its receive
 // goroutine), which arrived at now.
-func (k *Call) peerFrame(s stream, now time.Time) {
-	c := &k.stats[s]
-	c.lastFrame.Store(now.UnixNano())
-	if c.peerOn.CompareAndSwap(false, true) {
-		k.events.Push(&PeerMediaEvent{Contact: k.contact, Source: s.source(), Enabled: true})
+func (c *Call) peerFrame(s stream, now time.Time) {
+	sc := &c.stats[s]
+	sc.lastFrame.Store(now.UnixNano())
+	if sc.peerOn.CompareAndSwap(false, true) {
+		c.events.Push(&PeerMediaEvent{Contact: c.contact, Source: s.source(), Enabled: true})
 	}
 }
 
 // checkPeerMedia announces a peer source as off after PeerMediaTimeout
 // without frames, as the web page's 3 s decrypt timer does (protocol §6.4).
 // The loop runs it on a ticker.
-func (k *Call) checkPeerMedia(now time.Time) {
+func (c *Call) checkPeerMedia(now time.Time) {
 	for _, s := range streams {
-		c := &k.stats[s]
-		if c.peerOn.Load() && now.Sub(time.Unix(0, c.lastFrame.Load())) > k.cfg.PeerMediaTimeout && c.peerOn.CompareAndSwap(true, false) {
-			k.events.Push(&PeerMediaEvent{Contact: k.contact, Source: s.source(), Enabled: false})
+		sc := &c.stats[s]
+		if sc.peerOn.Load() && now.Sub(time.Unix(0, sc.lastFrame.Load())) > c.cfg.PeerMediaTimeout && sc.peerOn.CompareAndSwap(true, false) {
+			c.events.Push(&PeerMediaEvent{Contact: c.contact, Source: s.source(), Enabled: false})
 		}
 	}
 }

@@ -36,8 +36,8 @@ func protocolErr(format string, args ...any) error {
 
 // newPeerConnection builds this call's pion peer connection from the
 // Client's shared API and routes its callbacks to the loop.
-func (k *Call) newPeerConnection() error {
-	cfg := k.cfg
+func (c *Call) newPeerConnection() error {
+	cfg := c.cfg
 	api, rc := cfg.pion.api, cfg.pion.rc
 	// pion keeps the configuration's slices; give each call its own.
 	rc.ICEServers = append([]webrtc.ICEServer(nil), rc.ICEServers...)
@@ -45,18 +45,18 @@ func (k *Call) newPeerConnection() error {
 	if err != nil {
 		return fmt.Errorf("peer connection: %w", err)
 	}
-	k.loop.pc = pc
-	k.loop.batch.expect = firstBatchTypes(cfg.ICEServers, cfg.RelayOnly)
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) { k.post(candMsg{c}) })
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { k.post(connStateMsg{s}) })
-	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { k.post(trackMsg{t, r}) })
+	c.loop.pc = pc
+	c.loop.batch.expect = firstBatchTypes(cfg.ICEServers, cfg.RelayOnly)
+	pc.OnICECandidate(func(ic *webrtc.ICECandidate) { c.post(candMsg{ic}) })
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { c.post(connStateMsg{s}) })
+	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { c.post(trackMsg{t, r}) })
 	if cfg.ConnectTimeout > 0 {
-		k.loop.connectTimer = time.NewTimer(cfg.ConnectTimeout)
+		c.loop.connectTimer = time.NewTimer(cfg.ConnectTimeout)
 	}
 	return nil
 }
 
-func (k *Call) newTrack(s stream) (*webrtc.TrackLocalStaticSample, error) {
+func (c *Call) newTrack(s stream) (*webrtc.TrackLocalStaticSample, error) {
 	capab := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
 	if s.video() {
 		capab = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
@@ -65,39 +65,39 @@ func (k *Call) newTrack(s stream) (*webrtc.TrackLocalStaticSample, error) {
 	if err != nil {
 		return nil, err
 	}
-	k.loop.tracks[s] = t
+	c.loop.tracks[s] = t
 	return t, nil
 }
 
 // startOffer is the invited party's side (protocol §6.4): exactly four
 // transceivers in mid order — mic audio, camera video (even in audio
 // calls), screen audio, screen video — each with a sender.
-func (k *Call) startOffer() error {
-	if err := k.useKey(k.key); err != nil {
+func (c *Call) startOffer() error {
+	if err := c.useKey(c.key); err != nil {
 		return err
 	}
-	if err := k.newPeerConnection(); err != nil {
+	if err := c.newPeerConnection(); err != nil {
 		return err
 	}
 	for _, s := range streams {
-		t, err := k.newTrack(s)
+		t, err := c.newTrack(s)
 		if err != nil {
 			return err
 		}
-		if _, err := k.loop.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+		if _, err := c.loop.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
 			return fmt.Errorf("transceiver %s: %w", s, err)
 		}
 	}
-	k.startSession()
-	offer, err := k.loop.pc.CreateOffer(nil)
+	c.startSession()
+	offer, err := c.loop.pc.CreateOffer(nil)
 	if err != nil {
 		return fmt.Errorf("create offer: %w", err)
 	}
-	if err := k.loop.pc.SetLocalDescription(offer); err != nil {
+	if err := c.loop.pc.SetLocalDescription(offer); err != nil {
 		return fmt.Errorf("set offer: %w", err)
 	}
-	k.loop.localDesc = sdpOnly(offer)
-	k.loop.batch.start(k.cfg.ICE.InitialDelay)
+	c.loop.localDesc = sdpOnly(offer)
+	c.loop.batch.start(c.cfg.ICE.InitialDelay)
 	return nil
 }
 
@@ -112,28 +112,28 @@ func sdpOnly(d webrtc.SessionDescription) *webrtc.SessionDescription {
 
 // useKey sets up frame encryption, or refuses a call without it unless the
 // embedder allowed that.
-func (k *Call) useKey(key *SharedKey) error {
+func (c *Call) useKey(key *SharedKey) error {
 	if key == nil {
-		if !k.cfg.AllowUnencrypted {
+		if !c.cfg.AllowUnencrypted {
 			return ErrUnencrypted
 		}
-		k.log.Warn("smpcall: call is not frame-encrypted (allowed by config)")
+		c.log.Warn("smpcall: call is not frame-encrypted (allowed by config)")
 		return nil
 	}
 	ci, err := framecrypt.New(key[:])
 	if err != nil {
 		return protocolErr("shared key: %w", err)
 	}
-	k.loop.cipher = ci
-	k.loop.snap.encrypted = true
-	k.publish()
+	c.loop.cipher = ci
+	c.loop.snap.encrypted = true
+	c.publish()
 	return nil
 }
 
 // onOffer is the inviting party's side: apply the offer, attach a sender to
 // every m-line that exists (1, 2 or 4 of them), and answer sendrecv.
-func (k *Call) onOffer(ev *CallOfferEvent) error {
-	if k.loop.pc != nil {
+func (c *Call) onOffer(ev *CallOfferEvent) error {
+	if c.loop.pc != nil {
 		return nil // the core never delivers a second offer; be safe
 	}
 	key := ev.SharedKey
@@ -142,7 +142,7 @@ func (k *Call) onOffer(ev *CallOfferEvent) error {
 		// have sent would only make its page drop our frames (protocol §5.1).
 		key = nil
 	}
-	if err := k.useKey(key); err != nil {
+	if err := c.useKey(key); err != nil {
 		return err
 	}
 	sess, err := rtcpayload.DecodeSession(ev.Offer.RTCSession)
@@ -152,43 +152,43 @@ func (k *Call) onOffer(ev *CallOfferEvent) error {
 	if sess.Type != "offer" {
 		return protocolErr("rtcSession: expected an offer, got %s", jsonfield.Quote(sess.Type))
 	}
-	if k.loop.cipher != nil && !videoHasVP8(sess.SDP) {
+	if c.loop.cipher != nil && !videoHasVP8(sess.SDP) {
 		return protocolErr("offer: video without VP8, which frame encryption requires (protocol §7.3)")
 	}
 	cands, err := rtcpayload.DecodeCandidates(ev.Offer.RTCIceCandidates)
 	if err != nil && !errors.Is(err, rtcpayload.ErrNotCandidateList) {
 		return protocolErr("offer candidates: %w", err)
 	}
-	if err := k.newPeerConnection(); err != nil {
+	if err := c.newPeerConnection(); err != nil {
 		return err
 	}
-	if err := k.loop.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sess.SDP}); err != nil {
+	if err := c.loop.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sess.SDP}); err != nil {
 		return protocolErr("apply offer: %w", err)
 	}
-	k.loop.remoteSet = true
-	k.loop.peerReconnect = sess.Reconnect
-	k.addRemote(cands)
-	if err := k.attachAnswerTracks(); err != nil {
+	c.loop.remoteSet = true
+	c.loop.peerReconnect = sess.Reconnect
+	c.addRemote(cands)
+	if err := c.attachAnswerTracks(); err != nil {
 		return err
 	}
-	k.startSession()
-	answer, err := k.loop.pc.CreateAnswer(nil)
+	c.startSession()
+	answer, err := c.loop.pc.CreateAnswer(nil)
 	if err != nil {
 		return fmt.Errorf("create answer: %w", err)
 	}
-	if err := k.loop.pc.SetLocalDescription(answer); err != nil {
+	if err := c.loop.pc.SetLocalDescription(answer); err != nil {
 		return fmt.Errorf("set answer: %w", err)
 	}
-	k.loop.localDesc = sdpOnly(answer)
-	k.loop.batch.start(k.cfg.ICE.InitialDelay)
+	c.loop.localDesc = sdpOnly(answer)
+	c.loop.batch.start(c.cfg.ICE.InitialDelay)
 	return nil
 }
 
 // attachAnswerTracks puts a sender on every m-line of the offer, by mid
 // for current peers ("0"–"3") and by kind for older ones.
-func (k *Call) attachAnswerTracks() error {
+func (c *Call) attachAnswerTracks() error {
 	audioNext, videoNext := streamMic, streamCamera
-	for _, tr := range k.loop.pc.GetTransceivers() {
+	for _, tr := range c.loop.pc.GetTransceivers() {
 		s, ok := streamOfMid(tr.Mid())
 		if !ok {
 			// Older clients: first audio is the mic, first video the camera.
@@ -201,16 +201,16 @@ func (k *Call) attachAnswerTracks() error {
 				continue
 			}
 		}
-		if k.loop.tracks[s] != nil || s.video() != (tr.Kind() == webrtc.RTPCodecTypeVideo) {
+		if c.loop.tracks[s] != nil || s.video() != (tr.Kind() == webrtc.RTPCodecTypeVideo) {
 			continue
 		}
-		t, err := k.newTrack(s)
+		t, err := c.newTrack(s)
 		if err != nil {
 			return err
 		}
 		// AddTrack takes the first transceiver of this kind without a sender,
 		// which is this one, since we go in m-line order.
-		if _, err := k.loop.pc.AddTrack(t); err != nil {
+		if _, err := c.loop.pc.AddTrack(t); err != nil {
 			return fmt.Errorf("attach %s: %w", s, err)
 		}
 	}
@@ -218,8 +218,8 @@ func (k *Call) attachAnswerTracks() error {
 }
 
 // streamOfReceiver finds which stream a remote track belongs to.
-func (k *Call) streamOfReceiver(r *webrtc.RTPReceiver) (stream, bool) {
-	for _, tr := range k.loop.pc.GetTransceivers() {
+func (c *Call) streamOfReceiver(r *webrtc.RTPReceiver) (stream, bool) {
+	for _, tr := range c.loop.pc.GetTransceivers() {
 		if tr.Receiver() != r {
 			continue
 		}
@@ -245,8 +245,8 @@ func videoHasVP8(sdp string) bool {
 	return true
 }
 
-func (k *Call) onAnswer(ev *CallAnswerEvent) error {
-	if k.loop.pc == nil || k.loop.remoteSet {
+func (c *Call) onAnswer(ev *CallAnswerEvent) error {
+	if c.loop.pc == nil || c.loop.remoteSet {
 		return nil
 	}
 	sess, err := rtcpayload.DecodeSession(ev.Answer.RTCSession)
@@ -258,21 +258,21 @@ func (k *Call) onAnswer(ev *CallAnswerEvent) error {
 	}
 	// An answer has the offer's m-lines, in order (RFC 3264 §6); pion
 	// accepted one with fewer and connected on what was left.
-	if want, got := mlineKinds(k.loop.localDesc.SDP), mlineKinds(sess.SDP); want != got {
+	if want, got := mlineKinds(c.loop.localDesc.SDP), mlineKinds(sess.SDP); want != got {
 		return protocolErr("answer: m-lines %s, the offer has %s", got, want)
 	}
 	cands, err := rtcpayload.DecodeCandidates(ev.Answer.RTCIceCandidates)
 	if err != nil && !errors.Is(err, rtcpayload.ErrNotCandidateList) {
 		return protocolErr("answer candidates: %w", err)
 	}
-	if err := k.loop.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sess.SDP}); err != nil {
+	if err := c.loop.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sess.SDP}); err != nil {
 		return protocolErr("apply answer: %w", err)
 	}
-	k.loop.remoteSet = true
-	k.loop.peerReconnect = sess.Reconnect
-	k.addRemote(k.loop.remoteQueue)
-	k.loop.remoteQueue = nil
-	k.addRemote(cands)
+	c.loop.remoteSet = true
+	c.loop.peerReconnect = sess.Reconnect
+	c.addRemote(c.loop.remoteQueue)
+	c.loop.remoteQueue = nil
+	c.addRemote(cands)
 	return nil
 }
 
@@ -280,26 +280,26 @@ func (k *Call) onAnswer(ev *CallAnswerEvent) error {
 // is set; a real peer sends a few dozen.
 const maxQueuedRemote = 256
 
-func (k *Call) onExtra(ev *CallExtraInfoEvent) {
+func (c *Call) onExtra(ev *CallExtraInfoEvent) {
 	cands, err := rtcpayload.DecodeCandidates(ev.ExtraInfo.RTCIceCandidates)
 	if errors.Is(err, rtcpayload.ErrNotCandidateList) {
-		k.onRestartMessage(ev.ExtraInfo.RTCIceCandidates)
+		c.onRestartMessage(ev.ExtraInfo.RTCIceCandidates)
 		return
 	}
 	if err != nil {
 		// Bad candidates do not end a call that may still connect.
-		k.log.Warn("smpcall: bad extra candidates", "err", err)
+		c.log.Warn("smpcall: bad extra candidates", "err", err)
 		return
 	}
-	if !k.loop.remoteSet {
-		if len(k.loop.remoteQueue)+len(cands) > maxQueuedRemote {
-			k.log.Warn("smpcall: too many candidates before the answer; dropped", "count", len(cands))
+	if !c.loop.remoteSet {
+		if len(c.loop.remoteQueue)+len(cands) > maxQueuedRemote {
+			c.log.Warn("smpcall: too many candidates before the answer; dropped", "count", len(cands))
 			return
 		}
-		k.loop.remoteQueue = append(k.loop.remoteQueue, cands...)
+		c.loop.remoteQueue = append(c.loop.remoteQueue, cands...)
 		return
 	}
-	k.addRemote(cands)
+	c.addRemote(cands)
 }
 
 // maxRemoteCandidates bounds the peer's candidates handed to pion in one
@@ -310,43 +310,43 @@ func (k *Call) onExtra(ev *CallExtraInfoEvent) {
 // A real peer sends a few dozen per generation.
 const maxRemoteCandidates = 512
 
-func (k *Call) addRemote(cands []rtcpayload.Candidate) {
-	if k.loop.remoteGen != k.loop.restart.gen {
-		k.loop.remoteGen, k.loop.remoteAdded = k.loop.restart.gen, 0
+func (c *Call) addRemote(cands []rtcpayload.Candidate) {
+	if c.loop.remoteGen != c.loop.restart.gen {
+		c.loop.remoteGen, c.loop.remoteAdded = c.loop.restart.gen, 0
 	}
-	for _, c := range cands {
-		k.loop.remoteAdded++ // dropped ones too, so that the warning comes once
-		if k.loop.remoteAdded > maxRemoteCandidates {
-			if k.loop.remoteAdded == maxRemoteCandidates+1 {
-				k.log.Warn("smpcall: too many remote candidates; the rest are dropped", "limit", maxRemoteCandidates)
+	for _, rc := range cands {
+		c.loop.remoteAdded++ // dropped ones too, so that the warning comes once
+		if c.loop.remoteAdded > maxRemoteCandidates {
+			if c.loop.remoteAdded == maxRemoteCandidates+1 {
+				c.log.Warn("smpcall: too many remote candidates; the rest are dropped", "limit", maxRemoteCandidates)
 			}
 			continue
 		}
-		init := webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
-		if err := k.loop.pc.AddICECandidate(init); err != nil {
-			k.log.Info("smpcall: remote candidate not usable", "err", err)
+		init := webrtc.ICECandidateInit{Candidate: rc.Candidate, SDPMid: rc.SDPMid, SDPMLineIndex: rc.SDPMLineIndex, UsernameFragment: rc.UsernameFragment}
+		if err := c.loop.pc.AddICECandidate(init); err != nil {
+			c.log.Info("smpcall: remote candidate not usable", "err", err)
 		}
 	}
 }
 
 // --- connection state ----------------------------------------------------
 
-func (k *Call) onConnState(s webrtc.PeerConnectionState) {
-	if k.loop.connected {
+func (c *Call) onConnState(s webrtc.PeerConnectionState) {
+	if c.loop.connected {
 		// An established call: the core hears nothing of interruptions
 		// (protocol §6.8); "disconnected" would end its call item for good
 		// (protocol §9), and the end of the call reports the outcome.
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
-			k.onPathUp()
+			c.onPathUp()
 		case webrtc.PeerConnectionStateDisconnected:
-			k.onPathDown()
+			c.onPathDown()
 		case webrtc.PeerConnectionStateFailed:
-			k.onPathDown()
-			if k.reconnectable() && k.Incoming() {
-				k.scheduleRestart(restartRetry) // this attempt's checks ran out; try again soon
-			} else if !k.reconnectable() {
-				k.terminate(ReasonReconnectGaveUp, errReconnectGaveUp)
+			c.onPathDown()
+			if c.reconnectable() && c.Incoming() {
+				c.scheduleRestart(restartRetry) // this attempt's checks ran out; try again soon
+			} else if !c.reconnectable() {
+				c.terminate(ReasonReconnectGaveUp, errReconnectGaveUp)
 			}
 		}
 		return
@@ -362,18 +362,18 @@ func (k *Call) onConnState(s webrtc.PeerConnectionState) {
 	default:
 		return // new, disconnected, closed: the core accepts only four words
 	}
-	k.out.push(sigCmd{kind: sigStatus, status: status})
+	c.out.push(sigCmd{kind: sigStatus, status: status})
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
-		k.onConnected()
+		c.onConnected()
 	case webrtc.PeerConnectionStateFailed:
-		k.terminate(ReasonConnectionFailed, ErrConnectionFailed)
+		c.terminate(ReasonConnectionFailed, ErrConnectionFailed)
 	}
 }
 
 // selectedPair describes the path the call uses now.
-func (k *Call) selectedPair() ConnectionInfo {
-	for _, tr := range k.loop.pc.GetTransceivers() {
+func (c *Call) selectedPair() ConnectionInfo {
+	for _, tr := range c.loop.pc.GetTransceivers() {
 		if s := tr.Sender(); s != nil && s.Transport() != nil {
 			pair, err := s.Transport().ICETransport().GetSelectedCandidatePair()
 			if i, err2 := connectionInfo(pair); err == nil && err2 == nil {
@@ -384,25 +384,25 @@ func (k *Call) selectedPair() ConnectionInfo {
 	return ConnectionInfo{}
 }
 
-func (k *Call) onConnected() {
-	if k.loop.connected {
+func (c *Call) onConnected() {
+	if c.loop.connected {
 		return
 	}
-	k.loop.connected = true
-	if k.loop.connectTimer != nil {
-		k.loop.connectTimer.Stop()
-		k.loop.connectTimer = nil
+	c.loop.connected = true
+	if c.loop.connectTimer != nil {
+		c.loop.connectTimer.Stop()
+		c.loop.connectTimer = nil
 	}
-	info := k.selectedPair()
-	k.loop.snap.info = info
-	k.loop.snap.connectedAt = time.Now()
-	k.publish()
-	k.log.Info("smpcall: call connected", "path", info.String(), "encrypted", k.loop.snap.encrypted)
+	info := c.selectedPair()
+	c.loop.snap.info = info
+	c.loop.snap.connectedAt = time.Now()
+	c.publish()
+	c.log.Info("smpcall: call connected", "path", info.String(), "encrypted", c.loop.snap.encrypted)
 	// Media starts only now: pion drops samples written before SRTP is up.
-	k.startSenders()
-	if k.cfg.PeerMediaTimeout > 0 {
-		k.loop.peerTick = time.NewTicker(max(k.cfg.PeerMediaTimeout/12, 10*time.Millisecond))
+	c.startSenders()
+	if c.cfg.PeerMediaTimeout > 0 {
+		c.loop.peerTick = time.NewTicker(max(c.cfg.PeerMediaTimeout/12, 10*time.Millisecond))
 	}
-	close(k.connected)
-	k.events.Push(&CallConnectedEvent{Contact: k.contact, Info: info, Encrypted: k.loop.snap.encrypted})
+	close(c.connected)
+	c.events.Push(&CallConnectedEvent{Contact: c.contact, Info: info, Encrypted: c.loop.snap.encrypted})
 }

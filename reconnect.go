@@ -57,43 +57,43 @@ type restartState struct {
 
 // reconnectable reports whether the call may use the extension: both
 // sides announced it.
-func (k *Call) reconnectable() bool {
-	return !k.cfg.DisableReconnectExtension && k.loop.peerReconnect
+func (c *Call) reconnectable() bool {
+	return !c.cfg.DisableReconnectExtension && c.loop.peerReconnect
 }
 
 // onPathDown starts reconnecting an established call.
-func (k *Call) onPathDown() {
-	if k.loop.reconnecting {
+func (c *Call) onPathDown() {
+	if c.loop.reconnecting {
 		return
 	}
-	if k.cfg.ReconnectBudget <= 0 {
-		k.terminate(ReasonConnectionFailed, fmt.Errorf("%w: the connection dropped and reconnection is off", ErrConnectionFailed))
+	if c.cfg.ReconnectBudget <= 0 {
+		c.terminate(ReasonConnectionFailed, fmt.Errorf("%w: the connection dropped and reconnection is off", ErrConnectionFailed))
 		return
 	}
-	k.loop.reconnecting = true
-	k.loop.snap.reconnecting = true
-	k.publish()
-	k.log.Info("smpcall: connection interrupted; reconnecting", "extension", k.reconnectable(), "budget", k.cfg.ReconnectBudget)
-	k.events.Push(&CallStateEvent{Contact: k.contact, From: StateConnected, To: StateReconnecting})
-	k.loop.budget = time.NewTimer(k.cfg.ReconnectBudget)
-	if k.reconnectable() && k.Incoming() {
-		k.scheduleRestart(restartGrace)
+	c.loop.reconnecting = true
+	c.loop.snap.reconnecting = true
+	c.publish()
+	c.log.Info("smpcall: connection interrupted; reconnecting", "extension", c.reconnectable(), "budget", c.cfg.ReconnectBudget)
+	c.events.Push(&CallStateEvent{Contact: c.contact, From: StateConnected, To: StateReconnecting})
+	c.loop.budget = time.NewTimer(c.cfg.ReconnectBudget)
+	if c.reconnectable() && c.Incoming() {
+		c.scheduleRestart(restartGrace)
 	}
 }
 
 // onPathUp ends a reconnection: the connection works again.
-func (k *Call) onPathUp() {
-	if !k.loop.reconnecting {
+func (c *Call) onPathUp() {
+	if !c.loop.reconnecting {
 		return
 	}
-	k.loop.reconnecting = false
-	k.loop.snap.reconnecting = false
-	k.loop.snap.info = k.selectedPair()
-	k.publish()
-	stopTimer(&k.loop.budget)
-	stopTimer(&k.loop.restart.attempt)
-	k.log.Info("smpcall: reconnected", "path", k.loop.snap.info.String(), "restarts", k.loop.restart.gen)
-	k.events.Push(&CallStateEvent{Contact: k.contact, From: StateReconnecting, To: StateConnected})
+	c.loop.reconnecting = false
+	c.loop.snap.reconnecting = false
+	c.loop.snap.info = c.selectedPair()
+	c.publish()
+	stopTimer(&c.loop.budget)
+	stopTimer(&c.loop.restart.attempt)
+	c.log.Info("smpcall: reconnected", "path", c.loop.snap.info.String(), "restarts", c.loop.restart.gen)
+	c.events.Push(&CallStateEvent{Contact: c.contact, From: StateReconnecting, To: StateConnected})
 	// The receivers lost frames meanwhile; their buffers ask for key frames.
 }
 
@@ -104,67 +104,67 @@ func stopTimer(t **time.Timer) {
 	}
 }
 
-func (k *Call) scheduleRestart(after time.Duration) {
-	stopTimer(&k.loop.restart.attempt)
-	k.loop.restart.attempt = time.NewTimer(after)
+func (c *Call) scheduleRestart(after time.Duration) {
+	stopTimer(&c.loop.restart.attempt)
+	c.loop.restart.attempt = time.NewTimer(after)
 }
 
 // startRestart makes a restart offer (the original offerer only).
-func (k *Call) startRestart() {
-	r := &k.loop.restart
+func (c *Call) startRestart() {
+	r := &c.loop.restart
 	r.attempt = nil
-	if !k.loop.reconnecting {
+	if !c.loop.reconnecting {
 		return
 	}
-	offer, err := k.loop.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	offer, err := c.loop.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
 	if err == nil {
-		err = k.loop.pc.SetLocalDescription(offer)
+		err = c.loop.pc.SetLocalDescription(offer)
 	}
 	if err != nil {
-		k.log.Warn("smpcall: ICE restart offer", "err", err)
-		k.scheduleRestart(restartAttempt)
+		c.log.Warn("smpcall: ICE restart offer", "err", err)
+		c.scheduleRestart(restartAttempt)
 		return
 	}
 	r.gen++
 	r.local, r.sent, r.pending = true, false, nil
-	k.log.Info("smpcall: ICE restart", "generation", r.gen)
-	k.restartBatch()
-	k.scheduleRestart(restartAttempt)
+	c.log.Info("smpcall: ICE restart", "generation", r.gen)
+	c.restartBatch()
+	c.scheduleRestart(restartAttempt)
 }
 
 // restartBatch arms the timer after which the restart offer or answer goes
 // out with the candidates gathered so far (the 750 ms rule of protocol §6.5).
-func (k *Call) restartBatch() {
-	r := &k.loop.restart
+func (c *Call) restartBatch() {
+	r := &c.loop.restart
 	stopTimer(&r.batchTime)
-	r.batchTime = time.NewTimer(k.cfg.ICE.InitialDelay)
+	r.batchTime = time.NewTimer(c.cfg.ICE.InitialDelay)
 }
 
 // onRestartCandidate collects a candidate gathered for an ICE restart; the
 // end of gathering sends the batch at once.
-func (k *Call) onRestartCandidate(c *webrtc.ICECandidate) {
-	r := &k.loop.restart
-	if c == nil {
-		k.sendRestart()
+func (c *Call) onRestartCandidate(ic *webrtc.ICECandidate) {
+	r := &c.loop.restart
+	if ic == nil {
+		c.sendRestart()
 		return
 	}
-	if cand, ok := payloadCandidate(c); ok {
+	if cand, ok := payloadCandidate(ic); ok {
 		r.pending = append(r.pending, cand)
 		if r.sent {
-			k.sendRestart() // trickle what comes after the offer or answer
+			c.sendRestart() // trickle what comes after the offer or answer
 		}
 	}
 }
 
 // sendRestart sends the restart offer or answer of the current generation,
 // then any candidates gathered since, each message within the size limit.
-func (k *Call) sendRestart() {
-	r := &k.loop.restart
-	if !k.reconnectable() || k.loop.pc == nil {
+func (c *Call) sendRestart() {
+	r := &c.loop.restart
+	if !c.reconnectable() || c.loop.pc == nil {
 		return
 	}
 	if !r.sent {
-		desc := k.loop.pc.LocalDescription()
+		desc := c.loop.pc.LocalDescription()
 		if desc == nil {
 			return
 		}
@@ -173,91 +173,91 @@ func (k *Call) sendRestart() {
 		if r.local {
 			t = rtcpayload.RestartOffer
 		}
-		n, enc, err := k.fit(r.pending, extraInfo, func(c []rtcpayload.Candidate) (string, error) {
-			return rtcpayload.EncodeRestart(rtcpayload.Restart{T: t, Gen: r.gen, SDP: desc.SDP, Candidates: c})
+		n, enc, err := c.fit(r.pending, extraInfo, func(cs []rtcpayload.Candidate) (string, error) {
+			return rtcpayload.EncodeRestart(rtcpayload.Restart{T: t, Gen: r.gen, SDP: desc.SDP, Candidates: cs})
 		})
 		if err != nil {
-			k.log.Warn("smpcall: restart message", "err", err)
+			c.log.Warn("smpcall: restart message", "err", err)
 			return
 		}
-		k.out.push(sigCmd{kind: sigExtra, extra: WebRTCExtraInfo{RTCIceCandidates: enc}})
+		c.out.push(sigCmd{kind: sigExtra, extra: WebRTCExtraInfo{RTCIceCandidates: enc}})
 		r.pending = r.pending[n:]
 		r.sent = true
 	}
 	for len(r.pending) > 0 {
-		n, enc, err := k.fit(r.pending, extraInfo, func(c []rtcpayload.Candidate) (string, error) {
-			return rtcpayload.EncodeRestart(rtcpayload.Restart{T: rtcpayload.RestartCands, Gen: r.gen, Candidates: c})
+		n, enc, err := c.fit(r.pending, extraInfo, func(cs []rtcpayload.Candidate) (string, error) {
+			return rtcpayload.EncodeRestart(rtcpayload.Restart{T: rtcpayload.RestartCands, Gen: r.gen, Candidates: cs})
 		})
 		if err != nil || n == 0 {
 			r.pending = r.pending[1:]
 			continue
 		}
-		k.out.push(sigCmd{kind: sigExtra, extra: WebRTCExtraInfo{RTCIceCandidates: enc}})
+		c.out.push(sigCmd{kind: sigExtra, extra: WebRTCExtraInfo{RTCIceCandidates: enc}})
 		r.pending = r.pending[n:]
 	}
 }
 
 // onRestartMessage handles an x.call.extra that carries an ICE-restart
 // message instead of a candidate list.
-func (k *Call) onRestartMessage(payload string) {
-	if !k.reconnectable() {
-		k.log.Info("smpcall: ignoring an ICE-restart message (extension not negotiated)")
+func (c *Call) onRestartMessage(payload string) {
+	if !c.reconnectable() {
+		c.log.Info("smpcall: ignoring an ICE-restart message (extension not negotiated)")
 		return
 	}
 	m, err := rtcpayload.DecodeRestart(payload)
 	if err != nil {
-		k.log.Warn("smpcall: bad ICE-restart message", "err", err)
+		c.log.Warn("smpcall: bad ICE-restart message", "err", err)
 		return
 	}
-	r := &k.loop.restart
+	r := &c.loop.restart
 	switch m.T {
 	case rtcpayload.RestartOffer:
-		if k.Incoming() || m.Gen <= r.gen {
+		if c.Incoming() || m.Gen <= r.gen {
 			return // only the original offerer restarts; an old generation is superseded
 		}
-		if err := k.sameMLines(m.SDP); err != nil {
-			k.terminate(ReasonProtocolError, err)
+		if err := c.sameMLines(m.SDP); err != nil {
+			c.terminate(ReasonProtocolError, err)
 			return
 		}
-		if err := k.loop.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
-			k.log.Warn("smpcall: apply restart offer", "err", err)
+		if err := c.loop.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+			c.log.Warn("smpcall: apply restart offer", "err", err)
 			return
 		}
-		answer, err := k.loop.pc.CreateAnswer(nil)
+		answer, err := c.loop.pc.CreateAnswer(nil)
 		if err == nil {
-			err = k.loop.pc.SetLocalDescription(answer)
+			err = c.loop.pc.SetLocalDescription(answer)
 		}
 		if err != nil {
-			k.log.Warn("smpcall: restart answer", "err", err)
+			c.log.Warn("smpcall: restart answer", "err", err)
 			return
 		}
 		r.gen, r.local, r.sent, r.pending = m.Gen, false, false, nil
-		k.addRemote(m.Candidates)
-		k.restartBatch()
+		c.addRemote(m.Candidates)
+		c.restartBatch()
 	case rtcpayload.RestartAnswer:
 		if !r.local || m.Gen != r.gen {
 			return
 		}
-		if err := k.sameMLines(m.SDP); err != nil {
-			k.terminate(ReasonProtocolError, err)
+		if err := c.sameMLines(m.SDP); err != nil {
+			c.terminate(ReasonProtocolError, err)
 			return
 		}
-		if err := k.loop.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
-			k.log.Warn("smpcall: apply restart answer", "err", err)
+		if err := c.loop.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+			c.log.Warn("smpcall: apply restart answer", "err", err)
 			return
 		}
-		k.addRemote(m.Candidates)
+		c.addRemote(m.Candidates)
 	case rtcpayload.RestartCands:
 		if m.Gen == r.gen {
-			k.addRemote(m.Candidates)
+			c.addRemote(m.Candidates)
 		}
 	}
 }
 
 // sameMLines refuses a restart that changes the session's m-lines (protocol
 // §6.8: such a restart ends the call).
-func (k *Call) sameMLines(sdp string) error {
-	cur := k.loop.pc.RemoteDescription()
+func (c *Call) sameMLines(sdp string) error {
+	cur := c.loop.pc.RemoteDescription()
 	if cur == nil {
 		return nil
 	}

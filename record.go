@@ -51,8 +51,8 @@ func recordStatus(connected, accepted, incoming bool, reason EndReason) CICallSt
 }
 
 // Record returns the call's record once it has ended (ok false before).
-func (k *Call) Record() (CallRecord, bool) {
-	r := k.record.Load()
+func (c *Call) Record() (CallRecord, bool) {
+	r := c.record.Load()
 	if r == nil {
 		return CallRecord{}, false
 	}
@@ -60,16 +60,16 @@ func (k *Call) Record() (CallRecord, bool) {
 }
 
 // makeRecord builds and publishes the record; it runs once, in finish.
-func (k *Call) makeRecord() CallRecord {
-	snap := k.snap.Load()
-	incoming := k.Incoming()
-	r := CallRecord{Contact: k.contact, Incoming: incoming, Media: k.Media(), Reason: snap.reason, Err: snap.err,
-		Encrypted: snap.encrypted, StartedAt: k.startedAt, ConnectedAt: snap.connectedAt, EndedAt: time.Now()}
+func (c *Call) makeRecord() CallRecord {
+	snap := c.snap.Load()
+	incoming := c.Incoming()
+	r := CallRecord{Contact: c.contact, Incoming: incoming, Media: c.Media(), Reason: snap.reason, Err: snap.err,
+		Encrypted: snap.encrypted, StartedAt: c.startedAt, ConnectedAt: snap.connectedAt, EndedAt: time.Now()}
 	if !r.ConnectedAt.IsZero() {
 		r.Duration = r.EndedAt.Sub(r.ConnectedAt)
 	}
-	accepted := incoming || k.loop.pc != nil
+	accepted := incoming || c.loop.pc != nil
 	r.Status = recordStatus(!r.ConnectedAt.IsZero(), accepted, incoming, r.Reason)
-	k.record.Store(&r)
+	c.record.Store(&r)
 	return r
 }

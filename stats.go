@@ -74,20 +74,20 @@ type CallStats struct {
 }
 
 // Stats returns a snapshot of the call's counters. Safe at any time.
-func (k *Call) Stats() CallStats {
+func (c *Call) Stats() CallStats {
 	var st CallStats
 	for _, s := range streams {
-		c := &k.stats[s]
+		sc := &c.stats[s]
 		st.Streams[s] = StreamStats{
 			Source:     s.source(),
-			FramesSent: c.framesSent.Load(), BytesSent: c.bytesSent.Load(),
-			FramesReceived: c.framesReceived.Load(), BytesReceived: c.bytesReceived.Load(),
-			Decrypted: c.decrypted.Load(), DecryptFailed: c.decryptFailed.Load(), FramesLost: c.framesLost.Load(),
-			KeyFramesReceived: c.keyFramesReceived.Load(), KeyFrameRequests: c.keyFrameRequests.Load(), PLISent: c.pliSent.Load(),
-			PacketsRecovered: c.packetsRecovered.Load(), PacketsLate: c.packetsLate.Load(),
+			FramesSent: sc.framesSent.Load(), BytesSent: sc.bytesSent.Load(),
+			FramesReceived: sc.framesReceived.Load(), BytesReceived: sc.bytesReceived.Load(),
+			Decrypted: sc.decrypted.Load(), DecryptFailed: sc.decryptFailed.Load(), FramesLost: sc.framesLost.Load(),
+			KeyFramesReceived: sc.keyFramesReceived.Load(), KeyFrameRequests: sc.keyFrameRequests.Load(), PLISent: sc.pliSent.Load(),
+			PacketsRecovered: sc.packetsRecovered.Load(), PacketsLate: sc.packetsLate.Load(),
 		}
 	}
-	if sess := k.session.Load(); sess != nil && !k.over.Load() {
+	if sess := c.session.Load(); sess != nil && !c.over.Load() {
 		for _, ps := range sess.pc.GetStats() {
 			switch ps := ps.(type) {
 			case webrtc.InboundRTPStreamStats:
@@ -103,10 +103,10 @@ func (k *Call) Stats() CallStats {
 			}
 		}
 	}
-	if rtt := k.rtt.Load(); rtt > 0 {
+	if rtt := c.rtt.Load(); rtt > 0 {
 		st.RTT = time.Duration(rtt) // from RTCP reports: it follows the media path
 	}
-	snap := k.snap.Load()
+	snap := c.snap.Load()
 	if snap.reconnecting {
 		st.RTT = 0 // the last measurement says nothing about a path that is down
 	}
@@ -114,29 +114,29 @@ func (k *Call) Stats() CallStats {
 		st.Duration = time.Since(snap.connectedAt)
 	}
 	st.Info = snap.info
-	st.DroppedEvents = k.events.Dropped()
+	st.DroppedEvents = c.events.Dropped()
 	return st
 }
 
 // RequestKeyFrame asks the peer for a key frame on one of its video
 // streams (an RTCP PLI), e.g. when the embedder's decoder lost its state.
 // Errors: not a video source, no frames from that stream yet, ErrCallEnded.
-func (k *Call) RequestKeyFrame(src CallMediaSource) error {
+func (c *Call) RequestKeyFrame(src CallMediaSource) error {
 	s, ok := streamOf(src)
 	if !ok || !s.video() {
 		return fmt.Errorf("smpcall: %q is not a video source", src)
 	}
-	sess := k.session.Load()
-	if sess == nil || k.over.Load() {
+	sess := c.session.Load()
+	if sess == nil || c.over.Load() {
 		return ErrCallEnded
 	}
-	ssrc := k.stats[s].remoteSSRC.Load()
+	ssrc := c.stats[s].remoteSSRC.Load()
 	if ssrc == 0 {
 		return fmt.Errorf("smpcall: no %s stream from the peer yet", src)
 	}
 	if err := sess.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
 		return fmt.Errorf("smpcall: request key frame: %w", err)
 	}
-	k.stats[s].pliSent.Add(1)
+	c.stats[s].pliSent.Add(1)
 	return nil
 }
