@@ -45,6 +45,9 @@ type capacityOptions struct {
 	quiet          bool
 	rawMLines      int
 	repeat         int
+	// explicit: the counts came from -calls, so all of them are measured;
+	// a ramp (-start/-step/-max) stops a kind at its first failed step.
+	explicit bool
 }
 
 func parseCapacity(args []string, stderr io.Writer) (*capacityOptions, error) {
@@ -56,7 +59,7 @@ func parseCapacity(args []string, stderr io.Writer) (*capacityOptions, error) {
 	fs.IntVar(&o.audioBytes, "audio-bytes", 120, "bytes of an audio frame before encryption (120: Opus at 48 kbit/s)")
 	fs.IntVar(&o.videoKbps, "video-kbps", 500, "video bitrate each way, kbit/s")
 	fs.IntVar(&o.videoFPS, "video-fps", 30, "video frames per second")
-	calls := fs.String("calls", "", "explicit call counts, e.g. 50,100,200 (overrides -start/-step/-max)")
+	calls := fs.String("calls", "", "explicit call counts, e.g. 50,100,200 (overrides -start/-step/-max); every count is measured, even after a kind fails one")
 	fs.IntVar(&o.start, "start", 50, "first call count of the ramp")
 	fs.IntVar(&o.step, "step", 50, "calls added at every step of the ramp")
 	fs.IntVar(&o.max, "max", 2000, "largest call count tried")
@@ -111,6 +114,7 @@ func parseCapacity(args []string, stderr io.Writer) (*capacityOptions, error) {
 			}
 			o.calls = append(o.calls, n)
 		}
+		o.explicit = true
 	} else {
 		if o.start <= 0 || o.step <= 0 || o.max < o.start {
 			return nil, errors.New("capacity: need 0 < -start <= -max and -step > 0")
@@ -325,7 +329,8 @@ func capacity(ctx context.Context, o *capacityOptions, stderr io.Writer) (*summa
 	if o.video {
 		sum.Settings.Media = "video"
 	}
-	failed := map[string]bool{}
+	failed := map[string]bool{} // kinds whose ramp has stopped
+	broke := map[string]bool{}  // kinds that failed a step
 	check := "pass"
 	for _, n := range o.calls {
 		// Each kind's rounds alternate with the other's, so that both see
@@ -344,7 +349,7 @@ func capacity(ctx context.Context, o *capacityOptions, stderr io.Writer) (*summa
 					r.progress(st, "round")
 				}
 				rounds[kind] = append(rounds[kind], st)
-				if !st.Pass {
+				if !st.Pass && !o.explicit {
 					failed[kind] = true
 				}
 			}
@@ -356,8 +361,13 @@ func capacity(ctx context.Context, o *capacityOptions, stderr io.Writer) (*summa
 			st := combine(rounds[kind])
 			sum.Steps = append(sum.Steps, st)
 			r.progress(st, "")
-			if st.Pass {
+			// The highest count sustained: a pass after a failed step
+			// (possible with -calls) does not raise it.
+			if st.Pass && !broke[kind] {
 				sum.MaxCalls[kind] = n
+			}
+			if !st.Pass {
+				broke[kind] = true
 			}
 			if o.check && check == "pass" && (st.Connected < n || st.Delivery < o.minDelivery) {
 				check = fmt.Sprintf("%s at %d calls: %d connected, delivery %.4f%% (%d of %d frames)",

@@ -81,6 +81,18 @@ func TestCapacitySameProcess(t *testing.T) {
 	require.NotEmpty(t, s.Machine.LoadBefore)
 }
 
+// Counts given with -calls are all measured, even when every step fails
+// (here: a latency bound nothing can meet), and none counts as sustained.
+func TestCapacityExplicitCountsAllMeasured(t *testing.T) {
+	s := capacityRun(t, "-calls", "1,2", "-max-p99", "1ns", "-quiet")
+	require.Len(t, s.Steps, 4)
+	for _, st := range s.Steps {
+		require.False(t, st.Pass, "%s at %d calls", st.Kind, st.Calls)
+		require.NotEmpty(t, st.Failure)
+	}
+	require.Empty(t, s.MaxCalls)
+}
+
 // The far ends in a second process (this test binary, see TestMain): the
 // measured process carries one leg of every call; with the UDP mux, the
 // SDK's calls share one socket.
