@@ -118,6 +118,7 @@ type Call struct {
 	mediaStop context.CancelFunc
 	mediaMu   sync.Mutex
 	mediaOff  bool
+	mediaWake []readDeadliner // what the media goroutines block reading (under mediaMu)
 	mediaWG   sync.WaitGroup
 	writeErrs atomic.Uint64
 	// rtt is the round-trip time from the peer's RTCP reports, in ns (0: none yet).
@@ -516,7 +517,15 @@ func (c *Call) finish() {
 	c.mediaStop()
 	c.mediaMu.Lock()
 	c.mediaOff = true
+	wake := c.mediaWake
+	c.mediaWake = nil
 	c.mediaMu.Unlock()
+	// Reads in progress return at once; a reader that sets a new deadline
+	// afterwards checks mediaCtx first (receiver.read).
+	past := time.Now()
+	for _, r := range wake {
+		_ = r.SetReadDeadline(past)
+	}
 	if c.closePeerConnection() && c.loop.cipher != nil {
 		c.loop.cipher.Destroy() // no media goroutine uses it any more
 	}
@@ -537,26 +546,31 @@ func (c *Call) finish() {
 	close(c.done)
 }
 
-// closeTimeout bounds how long finish waits for pion to close the peer
-// connection and for the media goroutines to see it.
+// closeTimeout bounds how long finish waits for the media goroutines.
 const closeTimeout = 10 * time.Second
 
-// closePeerConnection closes the peer connection and waits for pion's
-// goroutines and ours. GracefulClose, not Close: Close returns at once when
-// the peer's DTLS close already started one in a pion goroutine, which then
-// outlives the call. pion v4.2.26 can deadlock closing a connection that
-// connected a moment ago (a variant of pion/webrtc#1430, seen once in about
-// 1000 calls): the wait is bounded, so the call still ends, logging that
-// pion's goroutines are left behind. It reports whether everything stopped.
+// closePeerConnection stops the media goroutines and has the peer
+// connection closed. The call does not wait for pion's close: it can take
+// seconds (pion's ICE agent finishes a TURN CreatePermission transaction
+// first; 7.7 s seen in the fault campaign), and v4.2.26 can even deadlock
+// closing a connection that connected a moment ago (a variant of
+// pion/webrtc#1430). So the media goroutines are woken by read deadlines
+// in the past, and the close runs after the call, in a goroutine the
+// Client's Close waits for. GracefulClose, not Close: Close returns at once
+// when the peer's DTLS close already started one in a pion goroutine, which
+// then outlives everything. It reports whether the media goroutines
+// stopped (they always should; the wait is bounded all the same).
 func (c *Call) closePeerConnection() bool {
+	if pc := c.loop.pc; pc != nil {
+		c.sig.afterCall(func() {
+			if err := pc.GracefulClose(); err != nil {
+				c.log.Info("smpcall: closing peer connection", "err", err)
+			}
+		})
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if c.loop.pc != nil {
-			if err := c.loop.pc.GracefulClose(); err != nil {
-				c.log.Info("smpcall: closing peer connection", "err", err)
-			}
-		}
 		c.mediaWG.Wait()
 	}()
 	t := time.NewTimer(closeTimeout)
@@ -565,17 +579,30 @@ func (c *Call) closePeerConnection() bool {
 	case <-done:
 		return true
 	case <-t.C:
-		c.log.Error("smpcall: pion did not close the peer connection in time; its goroutines are left behind")
+		c.log.Error("smpcall: media goroutines did not stop in time; they are left behind")
 		return false
 	}
 }
 
-// goMedia starts a media goroutine unless the call is closing.
-func (c *Call) goMedia(f func()) {
+// readDeadliner is what a media goroutine blocks reading: a remote track
+// or a sender's RTCP. Only ones a goroutine has started reading are
+// recorded: pion's TrackRemote.SetReadDeadline panics on a track whose
+// stream is not set up yet.
+type readDeadliner interface {
+	SetReadDeadline(time.Time) error
+}
+
+// goMedia starts a media goroutine unless the call is closing. wake, if
+// not nil, is what f blocks reading; the call's end sets its read deadline
+// in the past, so that f returns without waiting for pion's close.
+func (c *Call) goMedia(f func(), wake readDeadliner) {
 	c.mediaMu.Lock()
 	defer c.mediaMu.Unlock()
 	if c.mediaOff {
 		return
+	}
+	if wake != nil {
+		c.mediaWake = append(c.mediaWake, wake)
 	}
 	c.mediaWG.Add(1)
 	go func() {

@@ -45,6 +45,10 @@ type Client struct {
 	// background commands); idle is closed whenever it is zero.
 	active int
 	idle   chan struct{}
+	// pcCloses are the goroutines closing finished calls' peer
+	// connections (callLink.afterCall); Close waits for them last, with
+	// its own bound (pcCloseBound), since pion can take seconds.
+	pcCloses sync.WaitGroup
 
 	events  *queue.Out[Event]
 	invites *queue.Out[RcvCallInvitation]
@@ -373,6 +377,7 @@ func (c *Client) close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
+	c.waitPeerConnections()
 
 	err := c.t.Close()
 	close(c.stopRead)
@@ -411,6 +416,31 @@ func (c *Client) spawnLocked(f func()) bool {
 		f()
 	}()
 	return true
+}
+
+// pcCloseBound bounds how long Close waits for pion to close the peer
+// connections of calls that have ended. pion v4.2.26 blocks a close while
+// its ICE agent's loop sits in a TURN CreatePermission transaction (about
+// 7.8 s each; one was seen to stall a close for longer than 10 s in the
+// fault campaign, RELIABILITY.md). Past the bound, pion's goroutines are
+// left behind, with an error in the log.
+const pcCloseBound = 30 * time.Second
+
+// waitPeerConnections waits for the peer connections' closes; c.closed
+// is set, so no new one is added (callLink.afterCall).
+func (c *Client) waitPeerConnections() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.pcCloses.Wait()
+	}()
+	t := time.NewTimer(pcCloseBound)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.log.Error("smpcall: close: pion did not close the calls' peer connections in time; its goroutines are left behind")
+	}
 }
 
 // waitIdle waits until no spawned goroutine runs, or until deadline fires

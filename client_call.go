@@ -3,6 +3,7 @@ package smpcall
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // This file is the Client's side of the high-level path: it starts Calls
@@ -177,6 +178,36 @@ func (l *callLink) state() CallState {
 		return StateEnded
 	}
 	return l.e.state
+}
+
+func (l *callLink) afterCall(f func()) {
+	c := l.c
+	c.mu.Lock()
+	if !c.closed {
+		c.pcCloses.Add(1)
+		c.mu.Unlock()
+		go func() {
+			defer c.pcCloses.Done()
+			f()
+		}()
+		return
+	}
+	c.mu.Unlock()
+	// Close has stopped waiting (a call that outlived its CloseTimeout):
+	// wait here, with the same bound, so that pion's goroutines do not
+	// outlive the call unnoticed.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	t := time.NewTimer(pcCloseBound)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.log.Error("smpcall: pion did not close the peer connection in time; its goroutines are left behind")
+	}
 }
 
 func (l *callLink) detach() {

@@ -52,6 +52,9 @@ type Config struct {
 	Busy BusyPolicy
 	// CloseTimeout bounds how long Close waits for calls to end and for
 	// their x.call.end to reach the transport. Default 5 s; Never: no bound.
+	// After that, Close also waits for pion to close the ended calls' peer
+	// connections, which is quick unless pion stalls behind a TURN
+	// transaction (bounded at 30 s; see Client.Close).
 	CloseTimeout time.Duration
 	// EventBuffer is the size of the Client's event channel and of each
 	// Call's. When an embedder does not keep up, the oldest events are

@@ -138,9 +138,9 @@ func (c *Call) startSender(s stream) {
 	}
 	sess := c.session.Load()
 	t := sess.tracks[s]
-	c.goMedia(func() { c.sendLoop(sess, s, t) })
+	c.goMedia(func() { c.sendLoop(sess, s, t) }, nil)
 	if snd := sess.senders[s]; snd != nil {
-		c.goMedia(func() { c.readRTCP(snd, s) })
+		c.goMedia(func() { c.readRTCP(snd, s) }, snd)
 	}
 }
 
@@ -222,7 +222,7 @@ func (c *Call) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		return
 	}
 	sess := c.session.Load()
-	c.goMedia(func() { c.receive(sess, s, t) })
+	c.goMedia(func() { c.receive(sess, s, t) }, t)
 }
 
 // pliInterval limits our own key-frame requests to the peer.
@@ -308,11 +308,17 @@ func (r *receiver) read(deadline time.Time) (ok bool, err error) {
 			return false, err
 		}
 	}
+	// Checked after the deadline is set: the call's end sets one in the
+	// past after cancelling mediaCtx, so either this sees the cancellation
+	// or the Read below returns at once.
+	if err := r.call.mediaCtx.Err(); err != nil {
+		return false, err
+	}
 	n, _, err := r.t.Read(r.buf)
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return false, nil
+			return false, r.call.mediaCtx.Err()
 		}
 		return false, err
 	}

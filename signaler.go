@@ -27,6 +27,9 @@ type signaler interface {
 	state() CallState
 	// detach tells the Client that the Call has finished.
 	detach()
+	// afterCall runs f in a goroutine that outlives the call and that the
+	// Client's Close waits for (closing the peer connection).
+	afterCall(f func())
 }
 
 type sigKind uint8
