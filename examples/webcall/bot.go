@@ -28,6 +28,7 @@ type bot struct {
 	greet  []byte          // Ogg Opus
 	clip   []byte          // IVF VP8
 	log    *slog.Logger
+	udpMux string // the address of Config.UDPMux, if any
 
 	mu    sync.Mutex
 	cur   *botCall // the call in progress or the last one
@@ -211,6 +212,8 @@ type botStats struct {
 	Path    string  `json:"path,omitempty"`
 	Relay   bool    `json:"relay"`
 	Reason  string  `json:"reason,omitempty"`
+	// UDPMux is the one UDP address of all the bot's calls (-udp-mux).
+	UDPMux string `json:"udpMux,omitempty"`
 	// DecryptFailing lists the sources that raised a DecryptFailingEvent,
 	// with the consecutive failures it reported.
 	DecryptFailing map[string]int `json:"decryptFailing"`
@@ -230,7 +233,7 @@ func (b *bot) stats() botStats {
 	b.mu.Lock()
 	k, n := b.cur, b.calls
 	b.mu.Unlock()
-	s := botStats{Calls: n, State: "idle", DecryptFailing: map[string]int{}, Streams: []streamStats{}}
+	s := botStats{Calls: n, State: "idle", UDPMux: b.udpMux, DecryptFailing: map[string]int{}, Streams: []streamStats{}}
 	if k == nil {
 		return s
 	}

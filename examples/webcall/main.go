@@ -75,6 +75,7 @@ type options struct {
 	lzstring string
 	audio    string
 	video    string
+	udpMux   string
 }
 
 // hooks are what the tests change: the bot's WebRTC settings (loopback
@@ -95,6 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, h *hooks)
 	fs.StringVar(&o.lzstring, "lzstring", "", "path of lz-string.min.js (default: examples/webcall/"+lzPath+")")
 	fs.StringVar(&o.audio, "audio", "", "Ogg Opus file the bot plays, looped (default: a built-in tone)")
 	fs.StringVar(&o.video, "video", "", "IVF VP8 file the bot shows in video calls, looped (default: a built-in clip)")
+	fs.StringVar(&o.udpMux, "udp-mux", "", "one UDP address for all the bot's calls (Config.UDPMux), e.g. 127.0.0.1:50000; default: a socket per call")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -170,6 +172,18 @@ func serve(ctx context.Context, o options, stdout io.Writer, log *slog.Logger, h
 		page.ICEServers = append(page.ICEServers, pageICEEntry{URLs: srv.URLs, Username: srv.Username, Credential: srv.Credential})
 	}
 
+	var udpMux string
+	if o.udpMux != "" {
+		// Closed after the bot's Client (defers run last in, first out).
+		m, err := smpcall.ListenUDPMux(o.udpMux)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		cfg.UDPMux = m
+		udpMux = m.Addr().String()
+	}
+
 	network := smp.NewNetwork(nil)
 	defer network.Close()
 	aliceCore, err := network.AddUser("alice", nil)
@@ -193,7 +207,7 @@ func serve(ctx context.Context, o options, stdout io.Writer, log *slog.Logger, h
 	if err != nil {
 		return err
 	}
-	b := &bot{client: client, peer: peer, greet: greet, clip: clip, log: log}
+	b := &bot{client: client, peer: peer, greet: greet, clip: clip, log: log, udpMux: udpMux}
 	botCtx, stopBot := context.WithCancel(ctx)
 	botDone := make(chan struct{})
 	go func() {
@@ -258,7 +272,7 @@ func serve(ctx context.Context, o options, stdout io.Writer, log *slog.Logger, h
 	go func() { served <- hs.Serve(ln) }()
 	url := "http://" + ln.Addr().String() + "/"
 	fmt.Fprintf(stdout, "webcall: open %s (you are alice; the bot answers and calls back)\n", url)
-	log.Info("webcall ready", "url", url, "encrypt", o.encrypt, "relay", o.relay, "turn", o.turn != "")
+	log.Info("webcall ready", "url", url, "encrypt", o.encrypt, "relay", o.relay, "turn", o.turn != "", "udp_mux", udpMux)
 	if h.ready != nil {
 		h.ready(url)
 	}

@@ -401,6 +401,27 @@ func TestRelayOnly(t *testing.T) {
 	}
 }
 
+// With -udp-mux the bot's calls share one UDP port (Config.UDPMux): Chrome
+// reaches it in both roles, peer-to-peer on the mux's address, and the
+// frames of both directions decrypt.
+func TestUDPMux(t *testing.T) {
+	s, ctx, p := withPage(t, "", "-udp-mux", "127.0.0.1:0")
+	mux := s.botStats(t).UDPMux
+	require.NotEmpty(t, mux, "the bot reports its mux")
+	for _, r := range []role{browserCalls, botCalls} {
+		t.Run(r.name, func(t *testing.T) {
+			connect(t, ctx, s, p, r, "video")
+			ps, bs := flowing(t, ctx, s, p, true)
+			require.Contains(t, bs.Path, " "+mux+" → ", "the bot's side of the path is the mux: %s", bs.Path)
+			require.Zero(t, bs.Streams[0].DecryptFailed+bs.Streams[1].DecryptFailed)
+			require.Zero(t, ps.Counters["decAudio"].Failed+ps.Counters["decVideo"].Failed)
+			require.Positive(t, ps.Video.FramesDecoded, "Chrome decoded the bot's video")
+			t.Logf("udp mux %s, %s: setup page %.0f ms, bot %.0f ms; bot path %s", mux, r.name, ps.SetupMs, bs.SetupMs, bs.Path)
+			hangUp(t, ctx, s, p)
+		})
+	}
+}
+
 // Encryption off on both sides (the bot allows it): media flows in the
 // clear inside DTLS-SRTP, and the page says so.
 func TestEncryptionOff(t *testing.T) {
