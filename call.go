@@ -94,10 +94,16 @@ type Call struct {
 	startedAt time.Time
 
 	// Ways in: transport events for this call from the Client (bounded: a
-	// flood is dropped and counted), and everything else (pion callbacks,
-	// stop requests, signaling results).
+	// flood is dropped and counted), and pion's callbacks and signaling
+	// results; stop requests have their own way in (stopC), below.
 	inSig  *queue.Inbox[Event]
 	inCtrl *queue.Inbox[any]
+	// stopC wakes the loop for the first stop request, kept in stopReq
+	// (under stopMu). Not in inCtrl: a full control queue must not lose
+	// a hang-up.
+	stopC   chan struct{}
+	stopMu  sync.Mutex
+	stopReq *stopMsg
 	// Ways out.
 	out    *outbox
 	events *queue.Out[Event]
@@ -194,6 +200,7 @@ func newCall(sig signaler, cfg *Config, contact Contact, incoming bool, media Ca
 		startedAt: time.Now(),
 		inSig:     queue.NewInbox[Event](sigInboxLimit),
 		inCtrl:    queue.NewInbox[any](ctrlInboxLimit),
+		stopC:     make(chan struct{}, 1),
 		events:    queue.NewOut[Event](cfg.EventBuffer),
 		done:      make(chan struct{}),
 		connected: make(chan struct{}),
@@ -302,8 +309,19 @@ func (c *Call) End(ctx context.Context) error {
 	}
 }
 
-// stop asks the loop to end the call.
-func (c *Call) stop(reason EndReason, err error) { c.inCtrl.Push(stopMsg{reason: reason, err: err}) }
+// stop asks the loop to end the call; the first request's reason wins.
+// It never blocks and is never dropped.
+func (c *Call) stop(reason EndReason, err error) {
+	c.stopMu.Lock()
+	if c.stopReq == nil {
+		c.stopReq = &stopMsg{reason: reason, err: err}
+	}
+	c.stopMu.Unlock()
+	select {
+	case c.stopC <- struct{}{}:
+	default: // already signalled
+	}
+}
 
 // deliver hands the call a transport event (from the Client's read loop;
 // it never blocks).
@@ -358,6 +376,11 @@ func (c *Call) run() {
 				}
 			}
 			clear(ctrls)
+		case <-c.stopC:
+			c.stopMu.Lock()
+			m := *c.stopReq
+			c.stopMu.Unlock()
+			c.terminate(m.reason, m.err)
 		case <-c.inSig.Ready():
 			sigs = c.inSig.Take(sigs[:0])
 			for _, ev := range sigs {
@@ -406,8 +429,6 @@ func tickerC(t *time.Ticker) <-chan time.Time {
 
 func (c *Call) onControl(m any) {
 	switch m := m.(type) {
-	case stopMsg:
-		c.terminate(m.reason, m.err)
 	case candMsg:
 		c.onCandidate(m.c)
 	case connStateMsg:

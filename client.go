@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smpcall/smpcall/internal/queue"
@@ -33,9 +34,15 @@ type Client struct {
 	life     context.Context
 	lifeStop context.CancelFunc
 
-	mu            sync.Mutex
-	entries       map[int64]*callEntry
-	contacts      map[int64]Contact
+	mu       sync.Mutex
+	entries  map[int64]*callEntry
+	contacts knownContacts // bounded: remote input fills it
+	// waiting counts the entries in StateInvitationReceived (setState
+	// keeps it); at maxWaitingInvitations a new one is refused.
+	waiting int
+	// refused counts invitations ignored because maxWaitingInvitations
+	// were already waiting (DroppedEvents reports them).
+	refused       atomic.Uint64
 	lines         map[int64]*line
 	closing       bool // Close has begun: new work is refused
 	closed        bool // the transport is closed
@@ -99,7 +106,6 @@ func NewClient(t Transport, cfg *Config) (*Client, error) {
 		cfg:      rc,
 		log:      rc.Logger,
 		entries:  make(map[int64]*callEntry),
-		contacts: make(map[int64]Contact),
 		lines:    make(map[int64]*line),
 		events:   queue.NewOut[Event](rc.EventBuffer),
 		invites:  queue.NewOut[RcvCallInvitation](rc.EventBuffer),
@@ -127,7 +133,12 @@ func (c *Client) Events() <-chan Event { return c.events.C() }
 
 // DroppedEvents returns how many events the Client dropped because the
 // embedder did not read Events (or NextInvitation) in time.
-func (c *Client) DroppedEvents() uint64 { return c.events.Dropped() + c.invites.Dropped() }
+// It also counts invitations the Client ignored because
+// maxWaitingInvitations (1,024) were already waiting to be answered: each
+// one is logged, and stays pending in the chat core (PendingInvitations).
+func (c *Client) DroppedEvents() uint64 {
+	return c.events.Dropped() + c.invites.Dropped() + c.refused.Load()
+}
 
 // NextInvitation waits for the next incoming invitation that rings (the
 // same ones RingingEvent announces) and returns it; answer it with
@@ -305,8 +316,8 @@ func (c *Client) PendingInvitations(ctx context.Context) ([]RcvCallInvitation, e
 	for i := range invs {
 		inv := invs[i]
 		id := inv.Contact.ContactID
-		c.contacts[id] = inv.Contact
-		if e := c.entries[id]; e == nil || !e.state.Active() {
+		c.contacts.put(inv.Contact)
+		if e := c.entries[id]; (e == nil || !e.state.Active()) && c.roomForInvitation(id) {
 			e = c.newEntry(inv.Contact)
 			c.fillInvitation(e, &inv)
 			c.setState(e, StateInvitationReceived, ReasonNone, nil)
@@ -649,7 +660,7 @@ func (c *Client) stateOf(contactID int64) CallState {
 }
 
 func (c *Client) contactOrID(id int64) Contact {
-	if ct, ok := c.contacts[id]; ok {
+	if ct, ok := c.contacts.get(id); ok {
 		return ct
 	}
 	return Contact{ContactID: id}
@@ -672,6 +683,12 @@ func (c *Client) setState(e *callEntry, to CallState, reason EndReason, err erro
 	e.gen++
 	if from == to {
 		return
+	}
+	if from == StateInvitationReceived {
+		c.waiting--
+	}
+	if to == StateInvitationReceived {
+		c.waiting++
 	}
 	c.log.Debug("smpcall: call state", "contact", e.contact.ContactID, "from", from, "to", to, "reason", reason)
 	now := time.Now()
@@ -863,7 +880,7 @@ func (c *Client) handle(ev Event) {
 	applied := true
 	switch ev := ev.(type) {
 	case *CallOfferEvent:
-		c.contacts[id] = ev.Contact
+		c.contacts.put(ev.Contact)
 		applied = c.apply(ev.Contact, opRecvOffer, ReasonNone, func(e *callEntry) {
 			pt := ev.CallType
 			e.peerType = &pt
@@ -962,10 +979,16 @@ func (c *Client) onInvitation(ev *CallInvitationEvent) {
 	inv := ev.Invitation
 	id := inv.Contact.ContactID
 	c.mu.Lock()
-	c.contacts[id] = inv.Contact
+	c.contacts.put(inv.Contact)
 	if old := c.entries[id]; old != nil && old.state == StateInvitationSent && old.call != nil {
 		c.crossed(old, &inv)
 		c.mu.Unlock()
+		return
+	}
+	if !c.roomForInvitation(id) {
+		c.mu.Unlock()
+		c.refused.Add(1)
+		c.log.Warn("smpcall: too many invitations waiting; ignoring one", "contact", id, "waiting", maxWaitingInvitations)
 		return
 	}
 	if old := c.entries[id]; old != nil && old.state.Active() {
@@ -991,6 +1014,37 @@ func (c *Client) onInvitation(ev *CallInvitationEvent) {
 	if busy {
 		c.declineBusy(e)
 	}
+}
+
+// maxWaitingInvitations bounds the invitations waiting to be answered.
+// Each is an entry (with its contact, key and ring timer) that remote
+// input creates: a hostile or broken chat core can name any number of
+// contacts, and with RingWindow set to Never nothing would end them. No
+// one answers a thousand calls at once.
+const maxWaitingInvitations = 1024
+
+// roomForInvitation reports whether an invitation from contactID may get an
+// entry: it replaces the contact's own waiting one, or fewer than
+// maxWaitingInvitations wait, or one that no longer rings (too old, or
+// listed by PendingInvitations) is let go to make room: it ends as missed
+// here and stays pending in the core. Caller holds c.mu.
+func (c *Client) roomForInvitation(contactID int64) bool {
+	if e := c.entries[contactID]; e != nil && e.state == StateInvitationReceived {
+		return true
+	}
+	if c.waiting < maxWaitingInvitations {
+		return true
+	}
+	if c.cfg.RingWindow <= 0 {
+		return false // every waiting invitation rings until it is answered
+	}
+	for _, e := range c.entries {
+		if e.state == StateInvitationReceived && e.timer == nil && e.call == nil {
+			c.setState(e, StateEnded, ReasonMissed, nil)
+			return true
+		}
+	}
+	return false
 }
 
 // inCallExcept reports whether a call with another contact is in progress
