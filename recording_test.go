@@ -81,6 +81,7 @@ func TestRecordingAfterLossDecodesCleanly(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.Positive(t, lost, "frames were lost for good: the test covers the gap")
+	require.Positive(t, plis, "the receiver asked for a key frame after the loss")
 	dir := t.TempDir()
 	ivf := filepath.Join(dir, "received.ivf")
 	sink, err := video.CreateIVFSink(ivf, nil)

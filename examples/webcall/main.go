@@ -13,7 +13,9 @@
 //
 // Flags: -listen for the address, -relay with -turn for relay-only ICE
 // through a TURN server (both sides), -encrypt=false for calls without
-// frame encryption (both sides allow it; the page says so).
+// frame encryption (both sides allow it; the page says so), -udp-mux for
+// one UDP port for all the bot's calls, -audio and -video for the bot's
+// media, -lzstring for another copy of lz-string.min.js.
 //
 // The page and the chat core's WebSocket (/chat) share one origin, so the
 // core's same-origin check holds. Everything listens on 127.0.0.1 and uses
