@@ -40,17 +40,28 @@ var (
 // nothing on that stream (the m-line still has an idle sender, so SimpleX
 // peers treat us as a current client).
 type Sources struct {
-	Mic         audio.Source
-	Camera      video.Source
+	// Mic is the audio sent as SourceMic, the microphone.
+	Mic audio.Source
+	// Camera is the video sent as SourceCamera, the camera.
+	Camera video.Source
+	// ScreenAudio is the audio sent as SourceScreenAudio, with a shared
+	// screen.
 	ScreenAudio audio.Source
+	// ScreenVideo is the video sent as SourceScreenVideo, a shared screen.
 	ScreenVideo video.Source
 }
 
 // Sinks receive what the peer sends, decrypted, by the peer's CallMediaSource.
 type Sinks struct {
-	Mic         audio.Sink
-	Camera      video.Sink
+	// Mic receives the peer's SourceMic audio; nil drops it.
+	Mic audio.Sink
+	// Camera receives the peer's SourceCamera video; nil drops it.
+	Camera video.Sink
+	// ScreenAudio receives the peer's SourceScreenAudio audio; nil drops
+	// it.
 	ScreenAudio audio.Sink
+	// ScreenVideo receives the peer's SourceScreenVideo video; nil drops
+	// it.
 	ScreenVideo video.Sink
 }
 
@@ -58,9 +69,12 @@ type Sinks struct {
 type CallOptions struct {
 	// Media of a placed call: MediaAudio or MediaVideo (default video).
 	// AcceptCall ignores it and uses the invitation's media.
-	Media   CallMediaType
+	Media CallMediaType
+	// Sources are what the call sends from the start; SetAudioSource and
+	// SetVideoSource replace them during the call.
 	Sources Sources
-	Sinks   Sinks
+	// Sinks receive what the peer sends, for the whole call.
+	Sinks Sinks
 }
 
 // Call is one call of the high-level path: PlaceCall or AcceptCall start it

@@ -167,9 +167,13 @@ func (c *Client) CallState(contactID int64) CallState {
 
 // CallInfo is a snapshot of a call as the Client knows it.
 type CallInfo struct {
-	Contact  Contact
+	// Contact is the peer of the call, as the chat core names it.
+	Contact Contact
+	// Incoming is true when the contact invited us, false when we invited
+	// the contact.
 	Incoming bool
-	State    CallState
+	// State is the call's app-level state.
+	State CallState
 	// LocalType and PeerType are the call types as far as known.
 	LocalType, PeerType *CallType
 	// SharedKey is the media key once known (callee: from the invitation;

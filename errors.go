@@ -27,9 +27,13 @@ var (
 // StateError says which operation was refused in which app-level state.
 // errors.Is(err, ErrInvalidState) is true for it.
 type StateError struct {
-	Op        string
+	// Op names the refused operation in words, such as "send offer" or
+	// "place call".
+	Op string
+	// ContactID is the contact of the call the operation was for.
 	ContactID int64
-	State     CallState
+	// State is the app-level state the call was in when it was refused.
+	State CallState
 }
 
 // Error says which operation was refused in which state.
@@ -59,6 +63,8 @@ const (
 // errors.Is works against the sentinels ErrNoCurrentCall, ErrCallState,
 // ErrCallContact and ErrCommand.
 type ChatError struct {
+	// Kind is the error's type as the core names it, one of the Kind
+	// constants or another kind kept as it came.
 	Kind ChatErrorKind
 	// CurrentCallState is set for KindCallState.
 	CurrentCallState CallStateTag

@@ -20,23 +20,30 @@ package smpcall
 // CallStateEvent says that a call's app-level state changed. Reason is set
 // when To is StateEnded, and Err with it when the end was a failure.
 type CallStateEvent struct {
-	Contact  Contact
+	// Contact is the peer of the call.
+	Contact Contact
+	// From and To are the states before and after the change.
 	From, To CallState
-	Reason   EndReason
-	Err      error
+	// Reason says why the call ended; it is set only when To is StateEnded.
+	Reason EndReason
+	// Err is the failure that ended the call, or nil.
+	Err error
 }
 
 // RingingEvent is emitted by a Client for an incoming invitation that is
 // fresh (within Config.RingWindow): the embedder should ring. The same
 // invitation is handed to Client.NextInvitation.
 type RingingEvent struct {
+	// Invitation is the incoming invitation that should ring.
 	Invitation RcvCallInvitation
 }
 
 // CallConnectedEvent: a call's WebRTC connection is up and media flows.
 type CallConnectedEvent struct {
+	// Contact is the peer of the call.
 	Contact Contact
-	Info    ConnectionInfo
+	// Info describes the connection's path (the selected candidate pair).
+	Info ConnectionInfo
 	// Encrypted is true when frames are end-to-end encrypted with the shared key.
 	Encrypted bool
 }
@@ -44,18 +51,25 @@ type CallConnectedEvent struct {
 // DecryptFailingEvent: frames of one stream keep failing to decrypt (wrong
 // key, or a peer that does not encrypt); they are dropped and counted.
 type DecryptFailingEvent struct {
+	// Contact is the peer of the call.
 	Contact Contact
-	Source  CallMediaSource
+	// Source is the peer's stream whose frames fail to decrypt.
+	Source CallMediaSource
 	// Failed is the number of consecutive failures so far.
 	Failed int
 }
 
 // MediaErrorEvent: a Source or Sink returned an error; that stream stopped.
 type MediaErrorEvent struct {
+	// Contact is the peer of the call.
 	Contact Contact
-	Source  CallMediaSource
+	// Source is the stream that stopped.
+	Source CallMediaSource
+	// Sending is true when this side's Source failed, false when the Sink
+	// of a received stream did.
 	Sending bool
-	Err     error
+	// Err is the error the Source or Sink returned.
+	Err error
 }
 
 // PeerMediaEvent: the peer's source went silent for Config.PeerMediaTimeout
@@ -63,14 +77,18 @@ type MediaErrorEvent struct {
 // protocol §6.4) or sends frames again (Enabled true; also sent for a
 // source's first frame).
 type PeerMediaEvent struct {
+	// Contact is the peer of the call.
 	Contact Contact
-	Source  CallMediaSource
+	// Source is the peer's stream that went silent or came back.
+	Source CallMediaSource
+	// Enabled is true when frames arrive again, false when they stopped.
 	Enabled bool
 }
 
 // CallRecordEvent: a call ended; its record. It is the last event of a
 // Call's stream.
 type CallRecordEvent struct {
+	// Record is the ended call's record.
 	Record CallRecord
 }
 

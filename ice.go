@@ -13,8 +13,10 @@ import (
 // protocol: each side uses its own (protocol §6.7).
 type ICEServer struct {
 	// URLs like "turn:host:3478?transport=udp", "turns:host:443?transport=tcp", "stun:host:3478".
-	URLs       []string
-	Username   string
+	URLs []string
+	// Username is the TURN user name; STUN servers need none.
+	Username string
+	// Credential is the TURN password that goes with Username.
 	Credential string
 }
 
@@ -135,6 +137,8 @@ func connectionInfo(pair *webrtc.ICECandidatePair) (ConnectionInfo, error) {
 // cannot switch to a better pair after nominating one, so a wait is only
 // worth its cost where a better pair may still turn up.
 type ICEAcceptance struct {
+	// Host, ServerReflexive, PeerReflexive and Relay are the waits for
+	// candidates of type host, srflx, prflx and relay.
 	Host, ServerReflexive, PeerReflexive, Relay time.Duration
 	// FromSettingEngine leaves the waits to Config.SettingEngine (or to
 	// pion's defaults: 0, 500 ms, 1 s and 2 s) and ignores the fields above.

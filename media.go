@@ -256,6 +256,8 @@ type receiver struct {
 // allocates nothing per frame; every other Sink gets a buffer of its own
 // with each frame, as audio.Sink says (Data belongs to the Sink).
 type FrameBorrower interface {
+	// BorrowsFrames reports whether the Sink only borrows each frame's Data
+	// for the time of WriteFrame.
 	BorrowsFrames() bool
 }
 

@@ -6,18 +6,21 @@ import "time"
 // vocabulary (protocol §9): what the apps show as "outgoing call: ended
 // (01:23)", "incoming call: missed", and so on.
 type CallRecord struct {
+	// Contact is the peer of the call.
 	Contact Contact
 	// Incoming is true when the peer invited us (rcvCall), false for our
 	// own invitation (sndCall).
 	Incoming bool
-	Media    CallMediaType
+	// Media is the call's media: audio or video.
+	Media CallMediaType
 	// Status is missed, rejected, ended or error.
 	Status CICallStatus
 	// Duration is the time the call was connected (0 if it never was).
 	Duration time.Duration
 	// Reason says why the call ended; Err is the error behind it, if any.
 	Reason EndReason
-	Err    error
+	// Err is the error behind Reason, or nil when the call ended normally.
+	Err error
 	// Encrypted is true when media frames were end-to-end encrypted.
 	Encrypted bool
 	// StartedAt is when the call was placed or accepted; ConnectedAt is

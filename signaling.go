@@ -58,17 +58,21 @@ type Event interface {
 
 // CallInvitationEvent: an invitation was received (callInvitation).
 type CallInvitationEvent struct {
+	// Invitation is the received invitation, as the core reports it.
 	Invitation RcvCallInvitation
 }
 
 // CallOfferEvent: the invited contact accepted with an SDP offer (callOffer).
 // It arrives at the caller, which is the WebRTC answerer.
 type CallOfferEvent struct {
-	User    User
+	// User is the chat core's user the event is for.
+	User User
+	// Contact is the peer of the call.
 	Contact Contact
 	// CallType is the peer's (the callee's) call type.
 	CallType CallType
-	Offer    WebRTCSession
+	// Offer is the callee's SDP offer with its first ICE candidates.
+	Offer WebRTCSession
 	// SharedKey is the media key; nil when either side did not offer a key.
 	SharedKey *SharedKey
 	// AskConfirmation is true when this side asked for encryption but the
@@ -79,21 +83,29 @@ type CallOfferEvent struct {
 
 // CallAnswerEvent: the caller answered our offer (callAnswer).
 type CallAnswerEvent struct {
-	User    User
+	// User is the chat core's user the event is for.
+	User User
+	// Contact is the peer of the call.
 	Contact Contact
-	Answer  WebRTCSession
+	// Answer is the caller's SDP answer with its first ICE candidates.
+	Answer WebRTCSession
 }
 
 // CallExtraInfoEvent: the peer sent more ICE candidates (callExtraInfo).
 type CallExtraInfoEvent struct {
-	User      User
-	Contact   Contact
+	// User is the chat core's user the event is for.
+	User User
+	// Contact is the peer of the call.
+	Contact Contact
+	// ExtraInfo holds the peer's further ICE candidates.
 	ExtraInfo WebRTCExtraInfo
 }
 
 // CallEndedEvent: the peer ended the call (callEnded).
 type CallEndedEvent struct {
-	User    User
+	// User is the chat core's user the event is for.
+	User User
+	// Contact is the peer of the call.
 	Contact Contact
 }
 
@@ -105,26 +117,38 @@ type CallEndedEvent struct {
 // placed high-level call waits for the contact's offer, such an error that
 // is not about a stale message ends it with ReasonProtocolError.
 type MessageErrorEvent struct {
-	User         User
-	Contact      *Contact
-	Severity     string
+	// User is the chat core's user the event is for.
+	User User
+	// Contact is the contact the message came from, or nil when the
+	// transport does not know it (see above).
+	Contact *Contact
+	// Severity is the core's severity word; the call errors seen say "error".
+	Severity string
+	// ErrorMessage is the core's text saying what was wrong with the message.
 	ErrorMessage string
 }
 
 // CallItemEvent: a call's chat item was created (New) or its status changed
 // (newChatItems / chatItemUpdated for call items, protocol §9).
 type CallItemEvent struct {
-	User    User
+	// User is the chat core's user the event is for.
+	User User
+	// Contact is the peer of the call.
 	Contact Contact
-	New     bool
-	Item    CallItem
+	// New is true for a new item (newChatItems), false for a status change
+	// (chatItemUpdated).
+	New bool
+	// Item is the call's chat item as it is now.
+	Item CallItem
 }
 
 // CallItem is the chat item of one call (protocol §9).
 type CallItem struct {
+	// ItemID is the core's ID of the chat item.
 	ItemID int64
 	// Sent is true on the caller's side (sndCall), false on the callee's (rcvCall).
-	Sent   bool
+	Sent bool
+	// Status is the call's status as the item shows it.
 	Status CICallStatus
 	// Duration in whole seconds, as the core records it.
 	Duration int
@@ -163,7 +187,9 @@ func ItemText(sent bool, status CICallStatus, duration int) string {
 // do not depend on the signaling connection and keep going. When Temporary
 // is false the transport is gone for good and the Client ends every call.
 type TransportErrorEvent struct {
-	Err       error
+	// Err says why the connection was lost.
+	Err error
+	// Temporary is true while the transport reconnects by itself.
 	Temporary bool
 }
 

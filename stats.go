@@ -29,6 +29,7 @@ type streamCounters struct {
 
 // StreamStats are the counters of one media source of a call.
 type StreamStats struct {
+	// Source is the stream these counters are for.
 	Source CallMediaSource
 	// FramesSent and BytesSent count frames this side sent (bytes before encryption).
 	FramesSent, BytesSent uint64
@@ -53,12 +54,16 @@ type StreamStats struct {
 	// PacketsReceived, PacketsLost and Jitter describe the RTP stream from
 	// the peer (pion's inbound-rtp statistics; jitter in time units).
 	PacketsReceived uint32
-	PacketsLost     int32
-	Jitter          time.Duration
+	// PacketsLost is pion's estimate of the packets lost so far; it can be
+	// negative when more packets arrive than were expected.
+	PacketsLost int32
+	// Jitter is the packets' interarrival jitter.
+	Jitter time.Duration
 }
 
 // CallStats is a snapshot of a call's counters.
 type CallStats struct {
+	// Streams holds the counters of each source, in MediaSources order.
 	Streams [numStreams]StreamStats
 	// Duration is the time since the call connected (0 before).
 	Duration time.Duration

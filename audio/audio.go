@@ -25,6 +25,7 @@ import (
 
 // Frame is one encoded Opus packet (RFC 6716) and the audio time it covers.
 type Frame struct {
+	// Data is the Opus packet, without any container framing.
 	Data []byte
 	// Duration is the audio time of the packet; 0 means 20 ms.
 	Duration time.Duration
@@ -41,6 +42,7 @@ const DefaultDuration = 20 * time.Millisecond
 // call encrypts and sends each frame before it asks for the next, so a
 // Source may reuse Data's buffer once ReadFrame is called again.
 type Source interface {
+	// ReadFrame returns the next frame to send; io.EOF ends the stream.
 	ReadFrame(ctx context.Context) (Frame, error)
 }
 
@@ -51,6 +53,8 @@ type Source interface {
 // stream). Data belongs to the Sink. An error stops delivery to this Sink
 // for the rest of the call and is reported in the call's events.
 type Sink interface {
+	// WriteFrame takes one received frame; an error stops delivery to this
+	// Sink.
 	WriteFrame(Frame) error
 }
 

@@ -87,13 +87,13 @@ func oggCRC(crc uint32, b []byte) uint32 {
 // https://www.rfc-editor.org/rfc/rfc7845#section-5.1) and the OpusTags
 // comment header (§5.2).
 type OggHeader struct {
-	Version         uint8
-	Channels        int
-	PreSkip         int    // 48 kHz samples to drop at the start when decoding
-	InputSampleRate uint32 // informational only; Opus always runs at 48 kHz here
-	OutputGain      int16  // Q7.8 dB
-	MappingFamily   uint8
-	Vendor          string
+	Version         uint8    // OpusHead version, 1 to 15 (1 is the current one)
+	Channels        int      // output channel count, at least 1
+	PreSkip         int      // 48 kHz samples to drop at the start when decoding
+	InputSampleRate uint32   // informational only; Opus always runs at 48 kHz here
+	OutputGain      int16    // Q7.8 dB
+	MappingFamily   uint8    // channel mapping family; 0 is mono or stereo, no table
+	Vendor          string   // OpusTags vendor string: the encoder that wrote the file
 	Comments        []string // "NAME=value" user comments
 }
 

@@ -53,6 +53,7 @@ const CommandParseError = "Failed reading: empty"
 // Command is a parsed command text (protocol §8.2, notes §5). Only the
 // fields of its Kind are set.
 type Command struct {
+	// Kind is one of the Command constants: which command the text is.
 	Kind string
 	// ContactID is the "@<contactId>" of the /_call commands.
 	ContactID int64
@@ -67,10 +68,14 @@ type Command struct {
 	// CallType is the argument of invite; for "/call @name" it is
 	// smpcall.DefaultCallType (Call.hs defaultCallType, protocol §2.2).
 	CallType smpcall.CallType
-	Offer    smpcall.WebRTCCallOffer
-	Session  smpcall.WebRTCSession
-	Extra    smpcall.WebRTCExtraInfo
-	Status   smpcall.WebRTCCallStatus
+	// Offer is the argument of offer: the callee's call type and SDP offer.
+	Offer smpcall.WebRTCCallOffer
+	// Session is the argument of answer: the caller's SDP answer.
+	Session smpcall.WebRTCSession
+	// Extra is the argument of extra: more ICE candidates.
+	Extra smpcall.WebRTCExtraInfo
+	// Status is the status word of the status command.
+	Status smpcall.WebRTCCallStatus
 }
 
 func contactCmd(verb string, contactID int64, arg any) (string, error) {
@@ -429,8 +434,10 @@ func parseSetUser(rest string) (Command, error) {
 
 // Request is one client→server WebSocket text frame (Server.hs ChatSrvRequest).
 type Request struct {
+	// CorrID is the client's correlation id, repeated in the reply.
 	CorrID string `json:"corrId"`
-	Cmd    string `json:"cmd"`
+	// Cmd is the command text, such as "/_call get".
+	Cmd string `json:"cmd"`
 }
 
 // DecodeRequest decodes a request frame: an object with the string keys
@@ -459,7 +466,9 @@ const InvalidRequestMessage = "invalid request"
 // Frame is one server→client WebSocket text frame (protocol §8.1):
 // {"corrId":"…","resp":…} replies to a request, {"resp":…} is an event.
 type Frame struct {
-	CorrID    string
+	// CorrID is the id of the request this frame replies to.
+	CorrID string
+	// HasCorrID is true for a reply, false for an event (no corrId).
 	HasCorrID bool
 	// Resp is the tagged response or event object, with any Left/Right
 	// wrapper removed.
@@ -580,6 +589,7 @@ const (
 // Response is a decoded reply to a command. Only the fields of its Type are
 // set; Raw is always the whole object.
 type Response struct {
+	// Type is the reply's "type", such as cmdOk or chatCmdError.
 	Type string
 	// User is "user" of activeUser and contactsList, or "user_" of cmdOk
 	// (absent in older cores) and of older cores' chatCmdError.
@@ -592,6 +602,7 @@ type Response struct {
 	Contacts []smpcall.Contact
 	// Err of chatCmdError and chatError (protocol §10.1).
 	Err *smpcall.ChatError
+	// Raw is the whole reply object as received.
 	Raw json.RawMessage
 }
 

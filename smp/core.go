@@ -24,8 +24,11 @@ import (
 // Receive is called by one goroutine. Both block until done or ctx ends.
 // After Close, both return an error; Close may be called more than once.
 type Pipe interface {
+	// Send sends one message to the contact.
 	Send(ctx context.Context, msg []byte) error
+	// Receive returns the contact's next message.
 	Receive(ctx context.Context) ([]byte, error)
+	// Close ends the pipe; Send and Receive then return an error.
 	Close() error
 }
 

@@ -48,12 +48,15 @@ const (
 
 // Trace describes one message crossing (or failing to cross) a loopback link.
 type Trace struct {
+	// From and To are the names of the sending and receiving users.
 	From, To string
 	// Seq numbers the messages sent on this link (1, 2, …) in send order;
 	// traces of one link may arrive out of Seq order (drops are reported at
 	// send time, deliveries when due).
-	Seq  uint64
+	Seq uint64
+	// Data is the chat message, the JSON bytes that were sent.
 	Data []byte
+	// Fate says whether the link delivered, dropped or duplicated it.
 	Fate Fate
 }
 

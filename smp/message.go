@@ -29,6 +29,7 @@ const ChatVersion = "1-16"
 
 // CallInvitation is the invitation inside x.call.inv (protocol §2.4).
 type CallInvitation struct {
+	// CallType is the caller's call type.
 	CallType smpcall.CallType `json:"callType"`
 	// CallDHPubKey is the caller's X25519 key, present iff it asked for encryption.
 	CallDHPubKey *DHPublicKey `json:"callDhPubKey,omitempty"`
@@ -40,9 +41,13 @@ type CallInvitation struct {
 // CallOffer is the offer inside x.call.offer: the callee's own call type,
 // its SDP offer and its key (protocol §2.4).
 type CallOffer struct {
-	CallType     smpcall.CallType      `json:"callType"`
-	RTCSession   smpcall.WebRTCSession `json:"rtcSession"`
-	CallDHPubKey *DHPublicKey          `json:"callDhPubKey,omitempty"`
+	// CallType is the callee's own call type.
+	CallType smpcall.CallType `json:"callType"`
+	// RTCSession is the callee's SDP offer with its first ICE candidates.
+	RTCSession smpcall.WebRTCSession `json:"rtcSession"`
+	// CallDHPubKey is the callee's X25519 key; absent when either side did
+	// not ask for encryption.
+	CallDHPubKey *DHPublicKey `json:"callDhPubKey,omitempty"`
 	// CallVersion is the call version the callee chose from the
 	// invitation's range (protocol §5.4); absent means version 1.
 	CallVersion *uint16 `json:"callVersion,omitempty"`
@@ -60,6 +65,7 @@ const (
 // "2" for 2-2 (simplexmq Version.hs StrEncoding of VersionRange: decimal
 // versions, the second omitted when equal; Min ≤ Max required).
 type CallVersionRange struct {
+	// Min and Max are the lowest and highest versions in the range.
 	Min, Max uint16
 }
 
@@ -134,11 +140,13 @@ func (r CallVersionRange) Compatible(peer CallVersionRange) (uint16, bool) {
 
 // CallAnswer is the answer inside x.call.answer.
 type CallAnswer struct {
+	// RTCSession is the caller's SDP answer with its first ICE candidates.
 	RTCSession smpcall.WebRTCSession `json:"rtcSession"`
 }
 
 // CallExtraInfo is the payload of x.call.extra.
 type CallExtraInfo struct {
+	// RTCExtraInfo is a further batch of the sender's ICE candidates.
 	RTCExtraInfo smpcall.WebRTCExtraInfo `json:"rtcExtraInfo"`
 }
 
@@ -152,14 +160,20 @@ type Message struct {
 	// Version is the sender's chat version range ("v"); empty means absent.
 	Version string
 	// MsgID is the shared message id (12 random bytes); empty means absent.
-	MsgID  []byte
-	Event  string
+	MsgID []byte
+	// Event is the message's event, one of the Event constants.
+	Event string
+	// CallID is the id of the call the message is about.
 	CallID smpcall.CallID
 
+	// Invitation is the payload of x.call.inv.
 	Invitation *CallInvitation
-	Offer      *CallOffer
-	Answer     *CallAnswer
-	Extra      *CallExtraInfo
+	// Offer is the payload of x.call.offer.
+	Offer *CallOffer
+	// Answer is the payload of x.call.answer.
+	Answer *CallAnswer
+	// Extra is the payload of x.call.extra.
+	Extra *CallExtraInfo
 }
 
 // ErrNotCall is returned by DecodeMessage for a well-formed chat message

@@ -106,12 +106,13 @@ func headerError(format string, args ...any) error {
 // IVFHeader is the parsed 32-byte IVF file header.
 type IVFHeader struct {
 	FourCC string // always "VP80" for a header IVFSource accepted
-	Width  uint16
-	Height uint16
+	Width  uint16 // frame width in pixels, as the header states it
+	Height uint16 // frame height in pixels, as the header states it
 	// TimebaseDenominator and TimebaseNumerator give the tick:
 	// TimebaseNumerator/TimebaseDenominator seconds. Both are non-zero.
 	TimebaseDenominator uint32
-	TimebaseNumerator   uint32
+	// TimebaseNumerator is the tick's numerator (see TimebaseDenominator).
+	TimebaseNumerator uint32
 	// FrameCount is what the header claims; writers that cannot seek leave
 	// it at 0 or stale, so IVFSource does not rely on it.
 	FrameCount uint32

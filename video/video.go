@@ -27,6 +27,7 @@ import (
 
 // Frame is one encoded VP8 frame (RFC 6386) and the time it covers.
 type Frame struct {
+	// Data is the VP8 frame, without any container framing.
 	Data []byte
 	// KeyFrame is true for a VP8 key frame (P bit of the first byte clear,
 	// RFC 6386 §9.1). Received frames have it set from the data.
@@ -44,6 +45,7 @@ func IsKeyFrame(data []byte) bool { return len(data) > 0 && data[0]&1 == 0 }
 // Source produces the frames a call sends; see audio.Source for the
 // contract, which is the same.
 type Source interface {
+	// ReadFrame returns the next frame to send; io.EOF ends the stream.
 	ReadFrame(ctx context.Context) (Frame, error)
 }
 
@@ -51,12 +53,16 @@ type Source interface {
 // on demand. The call asks when the peer sends PLI or FIR (rate-limited);
 // RequestKeyFrame must not block and may be called from any goroutine.
 type KeyFrameRequester interface {
+	// RequestKeyFrame asks the source for a key frame as soon as it can give
+	// one.
 	RequestKeyFrame()
 }
 
 // Sink consumes the frames a call receives, already decrypted; see
 // audio.Sink for the contract, which is the same.
 type Sink interface {
+	// WriteFrame takes one received frame; an error stops delivery to this
+	// Sink.
 	WriteFrame(Frame) error
 }
 

@@ -15,9 +15,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestDocComments fails listing every package without a package doc comment
-// and every exported identifier of a library package without a doc comment,
-// so that the whole API reads well on pkg.go.dev (issue 15, point 5).
+// TestDocComments fails listing every package without a package doc comment,
+// every exported identifier of a library package without a doc comment, and
+// every exported field or interface method of an exported type of a public
+// library package (not internal) without one, so that the whole API reads
+// well on pkg.go.dev (issue 15, point 5).
 func TestDocComments(t *testing.T) {
 	root := moduleRoot(t)
 	findings := checkDocComments(t, root)
@@ -27,7 +29,8 @@ func TestDocComments(t *testing.T) {
 	if len(findings) > 0 {
 		t.Fatalf("%d missing doc comments (listed above): every package needs a package doc comment "+
 			"(\"Package name ...\" for libraries), and every exported identifier of a library package a doc comment "+
-			"(a doc comment on an enclosing const or var group counts)", len(findings))
+			"(a doc comment on an enclosing const or var group counts), and every exported field or interface method "+
+			"of an exported type of a public package a doc comment or a trailing line comment", len(findings))
 	}
 }
 
@@ -43,9 +46,13 @@ func checkDocComments(t testing.TB, root string) []string {
 		if p.name == "main" {
 			continue // a command's exported names are not API
 		}
+		public := !isInternal(p.dir)
 		for _, rel := range sortedKeys(p.files) {
 			for _, decl := range p.files[rel].Decls {
 				out = append(out, checkDecl(decl, at)...)
+				if public {
+					out = append(out, checkMembers(decl, at)...)
+				}
 			}
 		}
 	}
@@ -108,6 +115,46 @@ func checkDecl(decl ast.Decl, at func(token.Pos) string) []string {
 					if n.IsExported() {
 						out = append(out, fmt.Sprintf("%s: exported %s %s has no doc comment", at(n.Pos()), d.Tok, n.Name))
 					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checkMembers reports the exported fields of the exported struct types, and
+// the exported methods of the exported interface types, of one top-level
+// declaration that have neither a doc comment nor a trailing line comment
+// (go doc shows both). Embedded fields and interfaces are exempt: they have
+// no name of their own, and their type has its doc comment.
+func checkMembers(decl ast.Decl, at func(token.Pos) string) []string {
+	d, ok := decl.(*ast.GenDecl)
+	if !ok || d.Tok != token.TYPE {
+		return nil
+	}
+	var out []string
+	for _, spec := range d.Specs {
+		s := spec.(*ast.TypeSpec)
+		if !s.Name.IsExported() {
+			continue // an unexported type's members are not in the docs
+		}
+		var members *ast.FieldList
+		kind := "field"
+		switch t := s.Type.(type) {
+		case *ast.StructType:
+			members = t.Fields
+		case *ast.InterfaceType:
+			members, kind = t.Methods, "method"
+		default:
+			continue
+		}
+		for _, m := range members.List {
+			if m.Doc != nil || m.Comment != nil {
+				continue
+			}
+			for _, n := range m.Names { // none for an embedded field
+				if n.IsExported() {
+					out = append(out, fmt.Sprintf("%s: exported %s %s.%s has no doc comment", at(n.Pos()), kind, s.Name.Name, n.Name))
 				}
 			}
 		}
@@ -320,6 +367,47 @@ const (
 )
 
 var V, W int
+
+// S is documented; not all its fields are.
+type S struct {
+	// Doc is fine.
+	Doc     int
+	Bare, B int
+	Trail   int // Trail is fine.
+	hidden  int
+	Embedded
+	*T
+	// Shared and Comment share a comment.
+	Shared, Comment string
+}
+
+// Embedded is fine.
+type Embedded struct{}
+
+// I is documented; not all its methods are.
+type I interface {
+	// Doc is fine.
+	Doc()
+	Bare() int
+	Trail() // Trail is fine.
+	hidden()
+	J
+}
+
+// J is fine.
+type J interface {
+	// M is fine.
+	M()
+}
+
+// inner is unexported: its members are not in the docs.
+type inner struct{ X int }
+
+// Grouped struct types are checked too.
+type (
+	// K is fine.
+	K struct{ X int }
+)
 `)
 	write("lib/lib_test.go", "package lib\n\nfunc Undocumented2() {}\n")
 	write("lib/testdata/x.go", "package x\n\nfunc Ignored() {}\n")
@@ -331,7 +419,7 @@ var V, W int
 	write("good/good_test.go", "package good_test\n\nimport \"fmt\"\n\nfunc ExampleF() {\n\tfmt.Println(1)\n\t// Output: 1\n}\n")
 	write("nested/go.mod", "module example.com/nested\n")
 	write("nested/n.go", "package nested\n\nfunc Ignored() {}\n")
-	write("internal/in/in.go", "// Package in is internal.\npackage in\n")
+	write("internal/in/in.go", "// Package in is internal.\npackage in\n\n// T is fine: an internal type's fields are not checked.\ntype T struct{ X int }\n")
 
 	require.Equal(t, []string{
 		"bad/bad.go:1: package bad doc comment should begin \"Package bad \"",
@@ -347,6 +435,10 @@ var V, W int
 		"lib/lib.go:42: exported const D2 has no doc comment",
 		"lib/lib.go:46: exported var V has no doc comment",
 		"lib/lib.go:46: exported var W has no doc comment",
+		"lib/lib.go:52: exported field S.Bare has no doc comment",
+		"lib/lib.go:52: exported field S.B has no doc comment",
+		"lib/lib.go:68: exported method I.Bare has no doc comment",
+		"lib/lib.go:86: exported field K.X has no doc comment",
 	}, checkDocComments(t, root))
 
 	require.Equal(t, []string{
