@@ -291,8 +291,18 @@ func (c *Call) receive(sess *mediaSession, s stream, t *webrtc.TrackRemote) {
 	}
 }
 
+// videoNACKRounds is how many NACK round trips a video frame with a
+// missing packet waits (jitter's default is 2). Three, because a frame
+// given up costs every frame until the next key frame: over 100 simulated
+// runs of the matrix's wan-100ms-5pct profile (5 % loss, about 210 ms
+// RTT) two rounds delivered 95.0-100 % of the video frames and under 95 %
+// in 2 of 100 runs; three rounds delivered 96.7-100 %, most runs all of
+// them. The cost is up to one more round trip of delay, only behind a
+// loss.
+const videoNACKRounds = 3
+
 // videoMaxWait caps how long a video frame with a missing packet waits for
-// its retransmission. The buffer waits about two NACK round trips; on a
+// its retransmission. The buffer waits about three NACK round trips; on a
 // satellite-like path (500 ms RTT plus queueing) pion's retransmissions
 // came after jitter's default cap of 1 s, and every loss cost a key frame,
 // which on a narrow link is the most expensive frame there is.
@@ -349,7 +359,7 @@ func (r *receiver) updateRTT(set func(time.Duration)) {
 }
 
 func (r *receiver) video() {
-	vj := jitter.NewVideo(jitter.VideoConfig{NACKInterval: nackInterval, MaxWait: videoMaxWait})
+	vj := jitter.NewVideo(jitter.VideoConfig{NACKInterval: nackInterval, NACKRounds: videoNACKRounds, MaxWait: videoMaxWait})
 	r.pli() // ask for a key frame as soon as the receiver starts
 	var last jitter.VideoStats
 	for {

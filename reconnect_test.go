@@ -271,33 +271,72 @@ func TestReconnectGivesUp(t *testing.T) {
 	})
 }
 
+// With ReconnectBudget set to Never a call ends as soon as its connection
+// drops, as the SimpleX apps do, with ReasonConnectionFailed.
+func TestNoReconnectEndsAsConnectionFailed(t *testing.T) {
+	p, _ := netsim.ProfileByName("clean")
+	synctest.Test(t, func(t *testing.T) {
+		lc := startLiveCall(t, p, func(_ netsim.Side, c *smpcall.Config) { c.ReconnectBudget = smpcall.Never })
+		lc.n.SetLinkUp(netsim.A, false)
+		start := time.Now()
+		<-lc.alice.Done()
+		<-lc.bob.Done()
+		failed := 0
+		for _, k := range []*smpcall.Call{lc.alice, lc.bob} {
+			r, err := k.Reason()
+			if r == smpcall.ReasonRemoteHangup {
+				continue // the other side ended first and told this one
+			}
+			require.Equal(t, smpcall.ReasonConnectionFailed, r)
+			require.Error(t, err)
+			failed++
+			rec, ok := k.Record()
+			require.True(t, ok)
+			require.Equal(t, smpcall.ReasonConnectionFailed, rec.Reason)
+		}
+		require.Positive(t, failed)
+		require.NotContains(t, append(lc.aEvents.states(), lc.bEvts.states()...), "reconnecting", "no reconnection was tried")
+		t.Logf("ended %v after the link went down", time.Since(start))
+		require.Less(t, time.Since(start), 2*pathTimeoutForTest+time.Second, "at once, not after a budget")
+	})
+}
+
 // pathTimeoutForTest mirrors the SDK's silence threshold (reconnect.go).
 const pathTimeoutForTest = 3 * time.Second
 
 // A peer without the extension (a SimpleX app, or Config.DisableReconnectExtension)
 // never receives an ICE-restart message: the SDK waits for the old path,
-// which comes back after a short outage.
+// which comes back after a short outage. Both ways round: the callee (the
+// original offerer, the side that would restart) facing a caller without
+// the extension, and the caller facing a callee without it.
 func TestNoRestartMessagesWithoutTheExtension(t *testing.T) {
-	p, _ := netsim.ProfileByName("clean")
-	synctest.Test(t, func(t *testing.T) {
-		lc := startLiveCall(t, p, func(side netsim.Side, c *smpcall.Config) {
-			if side == netsim.B {
-				c.DisableReconnectExtension = true
-			}
+	for _, tc := range []struct {
+		name    string
+		without netsim.Side
+	}{{"caller without it", netsim.A}, {"callee without it", netsim.B}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _ := netsim.ProfileByName("clean")
+			synctest.Test(t, func(t *testing.T) {
+				lc := startLiveCall(t, p, func(side netsim.Side, c *smpcall.Config) {
+					if side == tc.without {
+						c.DisableReconnectExtension = true
+					}
+				})
+				reported := lc.statuses.len()
+				lc.n.SetLinkUp(netsim.B, false)
+				time.Sleep(8 * time.Second)
+				require.Equal(t, smpcall.StateReconnecting, lc.alice.State())
+				back := time.Now()
+				lc.n.SetLinkUp(netsim.B, true)
+				time.Sleep(5 * time.Second)
+				require.Equal(t, smpcall.StateConnected, lc.alice.State(), "the old path came back")
+				_, ok := lc.bGot.firstAfter(back)
+				require.True(t, ok)
+				require.Empty(t, lc.restartMessages(), "no restart message crossed the wire")
+				require.Empty(t, lc.statuses.since(reported), "nothing about the interruption went to the cores")
+				require.NoError(t, lc.alice.End(ctx))
+				<-lc.bob.Done()
+			})
 		})
-		reported := lc.statuses.len()
-		lc.n.SetLinkUp(netsim.B, false)
-		time.Sleep(8 * time.Second)
-		require.Equal(t, smpcall.StateReconnecting, lc.alice.State())
-		back := time.Now()
-		lc.n.SetLinkUp(netsim.B, true)
-		time.Sleep(5 * time.Second)
-		require.Equal(t, smpcall.StateConnected, lc.alice.State(), "the old path came back")
-		_, ok := lc.bGot.firstAfter(back)
-		require.True(t, ok)
-		require.Empty(t, lc.restartMessages(), "no restart message crossed the wire")
-		require.Empty(t, lc.statuses.since(reported), "nothing about the interruption went to the cores")
-		require.NoError(t, lc.alice.End(ctx))
-		<-lc.bob.Done()
-	})
+	}
 }
