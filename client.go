@@ -132,10 +132,11 @@ func NewClient(t Transport, cfg *Config) (*Client, error) {
 func (c *Client) Events() <-chan Event { return c.events.C() }
 
 // DroppedEvents returns how many events the Client dropped because the
-// embedder did not read Events (or NextInvitation) in time.
-// It also counts invitations the Client ignored because
-// maxWaitingInvitations (1,024) were already waiting to be answered: each
-// one is logged, and stays pending in the chat core (PendingInvitations).
+// embedder did not read Events (or NextInvitation) in time, and the
+// invitations it ignored because 1,024 were already waiting to be
+// answered (each is logged, and stays pending in the chat core: see
+// PendingInvitations). A Call's own dropped events are in its
+// CallStats.DroppedEvents.
 func (c *Client) DroppedEvents() uint64 {
 	return c.events.Dropped() + c.invites.Dropped() + c.refused.Load()
 }

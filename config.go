@@ -58,7 +58,8 @@ type Config struct {
 	CloseTimeout time.Duration
 	// EventBuffer is the size of the Client's event channel and of each
 	// Call's. When an embedder does not keep up, the oldest events are
-	// dropped (and counted, see Client.DroppedEvents), never memory grown.
+	// dropped and counted (Client.DroppedEvents for the Client's channel,
+	// CallStats.DroppedEvents for a Call's), never memory grown.
 	// Default 128.
 	EventBuffer int
 
