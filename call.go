@@ -264,7 +264,10 @@ func (c *Call) State() CallState {
 	return c.sig.state()
 }
 
-// Done is closed when the call has ended and all its goroutines stopped.
+// Done is closed when the call has ended and its own goroutines (the loop
+// and the media goroutines) stopped. pion's close of the peer connection
+// may still be finishing (up to seconds behind a TURN transaction); the
+// Client's Close waits for it.
 func (c *Call) Done() <-chan struct{} { return c.done }
 
 // Connected is closed when the call first connects.
@@ -308,10 +311,11 @@ func (c *Call) WaitConnected(ctx context.Context) (ConnectionInfo, error) {
 	}
 }
 
-// End hangs up (the peer is told with x.call.end), closes the peer
-// connection and waits for the call's goroutines, or for ctx. It does not
-// wait for the signaling: a slow chat core delays only the x.call.end,
-// which the Client still delivers (Close waits for it). It may be called
+// End hangs up (the peer is told with x.call.end), stops the media and
+// waits for the call's goroutines, or for ctx; the peer connection is
+// closed after that, and the Client's Close waits for it. It does not
+// wait for the signaling either: a slow chat core delays only the
+// x.call.end, which the Client still delivers (Close waits for it). It may be called
 // more than once and after the call ended by itself.
 func (c *Call) End(ctx context.Context) error {
 	c.stop(ReasonLocalHangup, nil)
