@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smpcall/smpcall"
@@ -103,7 +104,16 @@ func TestHostileCoreInvitationFlood(t *testing.T) {
 	require.Eventually(t, func() bool { return c.CallState(1) == smpcall.StateInvitationReceived }, waitTime, time.Millisecond)
 	require.NoError(t, c.Reject(context.Background(), 1))
 	core.send(t, invitationJSON(flood+1, time.Now()))
-	require.Eventually(t, func() bool { return c.CallState(flood+1) == smpcall.StateInvitationReceived }, waitTime, time.Millisecond)
+	if !assert.Eventually(t, func() bool { return c.CallState(flood+1) == smpcall.StateInvitationReceived }, waitTime, time.Millisecond) {
+		waitingNow := 0
+		for id := int64(1); id <= flood+1; id++ {
+			if c.CallState(id) == smpcall.StateInvitationReceived {
+				waitingNow++
+			}
+		}
+		t.Fatalf("the next invitation did not get the room: contact 1 %s, contact %d %s, %d waiting, %d dropped",
+			c.CallState(1), flood+1, c.CallState(flood+1), waitingNow, c.DroppedEvents())
+	}
 
 	grown := liveHeap() - before
 	t.Logf("heap grew by %d KB over %d invitations; %d events dropped or invitations refused", grown/1024, flood, c.DroppedEvents())
