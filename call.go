@@ -607,20 +607,11 @@ func (c *Call) closePeerConnection() bool {
 			}
 		})
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.mediaWG.Wait()
-	}()
-	t := time.NewTimer(closeTimeout)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
+	if !runBounded(c.mediaWG.Wait, closeTimeout) {
 		c.log.Error("smpcall: media goroutines did not stop in time; they are left behind")
 		return false
 	}
+	return true
 }
 
 // readDeadliner is what a media goroutine blocks reading: a remote track

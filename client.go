@@ -445,17 +445,26 @@ const pcCloseBound = 30 * time.Second
 // waitPeerConnections waits for the peer connections' closes; c.closed
 // is set, so no new one is added (callLink.afterCall).
 func (c *Client) waitPeerConnections() {
+	if !runBounded(c.pcCloses.Wait, pcCloseBound) {
+		c.log.Error("smpcall: close: pion did not close the calls' peer connections in time; its goroutines are left behind")
+	}
+}
+
+// runBounded runs f in a goroutine and waits up to d for it to return; it
+// reports whether it did. Past d, f goes on running on its own.
+func runBounded(f func(), d time.Duration) bool {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.pcCloses.Wait()
+		f()
 	}()
-	t := time.NewTimer(pcCloseBound)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-done:
+		return true
 	case <-t.C:
-		c.log.Error("smpcall: close: pion did not close the calls' peer connections in time; its goroutines are left behind")
+		return false
 	}
 }
 

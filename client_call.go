@@ -3,7 +3,6 @@ package smpcall
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
 // This file is the Client's side of the high-level path: it starts Calls
@@ -196,16 +195,7 @@ func (l *callLink) afterCall(f func()) {
 	// Close has stopped waiting (a call that outlived its CloseTimeout):
 	// wait here, with the same bound, so that pion's goroutines do not
 	// outlive the call unnoticed.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	t := time.NewTimer(pcCloseBound)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
+	if !runBounded(f, pcCloseBound) {
 		c.log.Error("smpcall: pion did not close the peer connection in time; its goroutines are left behind")
 	}
 }
