@@ -525,8 +525,9 @@ func printSummary(w io.Writer, s *Summary, asJSON bool) {
 		name string
 		s    Side
 	}{{"caller (alice)", s.Caller}, {"callee (bob)", s.Callee}} {
-		fmt.Fprintf(w, "  %s: %s; audio sent %d received %d; video sent %d received %d (%d key frames); %s\n",
-			x.name, x.s.Record, x.s.Audio.Sent, x.s.Audio.Received, x.s.Video.Sent, x.s.Video.Received, x.s.Video.KeyFrames, x.s.CandidatePair)
+		fmt.Fprintf(w, "  %s: %s; audio sent %d received %d; video sent %d received %d (%d key frames); %d decrypt failures; %s\n",
+			x.name, x.s.Record, x.s.Audio.Sent, x.s.Audio.Received, x.s.Video.Sent, x.s.Video.Received, x.s.Video.KeyFrames,
+			x.s.Audio.DecryptFailed+x.s.Video.DecryptFailed, x.s.CandidatePair)
 	}
 	for _, p := range s.Problems {
 		fmt.Fprintf(w, "  problem: %s\n", p)

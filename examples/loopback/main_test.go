@@ -56,6 +56,7 @@ func TestLoopbackVideoCall(t *testing.T) {
 		require.Positive(t, x.to.Video.KeyFrames)
 		require.Contains(t, x.from.CandidatePair, "peer-to-peer")
 	}
+	require.Equal(t, 2, strings.Count(stdout.String(), "; 0 decrypt failures; "), "the readable summary gives each side's decrypt failures")
 	require.Contains(t, stdout.String(), "alice mutes her microphone")
 	require.Contains(t, stdout.String(), "alice switches to her environment camera (ok)")
 
