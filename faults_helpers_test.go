@@ -3,7 +3,6 @@ package smpcall_test
 // Helpers of the fault, hostile-peer and security suites.
 
 import (
-	"bytes"
 	"log/slog"
 	"sync"
 	"testing"
@@ -166,26 +165,9 @@ func (a *arrivals) count() int {
 	return len(a.times)
 }
 
-// logCapture is a Config.Logger that keeps everything (debug level).
-type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logCapture) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logCapture) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logCapture) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+// logger is a Config.Logger that keeps everything (debug level) in s.
+func (s *syncBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // newLoopback is an smp loopback network that keeps what crosses in w (if

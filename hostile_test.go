@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -92,12 +91,12 @@ type hostileSetup struct {
 	bobCore        *smp.Core
 	alice, bob     *smpcall.Client // bob is nil when the test plays bob's core itself
 	bobID, aliceID int64
-	logs           *logCapture // alice's log
+	logs           *syncBuffer // alice's log
 }
 
 func newHostile(t *testing.T, sdkBob bool, bobTamper *tamper) *hostileSetup {
 	t.Helper()
-	h := &hostileSetup{wire: &rawWire{}, logs: &logCapture{}}
+	h := &hostileSetup{wire: &rawWire{}, logs: &syncBuffer{}}
 	var err error
 	h.sim, err = netsim.New(t, lanProfile, 3)
 	require.NoError(t, err)
@@ -186,7 +185,7 @@ func TestHostilePeerOffers(t *testing.T) {
 				tp := &tamper{}
 				tp.offer = func(o *smpcall.WebRTCCallOffer) { tc.edit(t, o) }
 				h := newHostile(t, true, tp)
-				heap := heapNow()
+				heap := liveHeap()
 				ac, err := h.alice.PlaceCall(ctx, h.bobID, &smpcall.CallOptions{Media: tc.media})
 				require.NoError(t, err)
 				inv, err := h.bob.NextInvitation(ctxWithin(t, time.Minute))
@@ -202,7 +201,7 @@ func TestHostilePeerOffers(t *testing.T) {
 				r, _ = bc.Reason()
 				require.Equal(t, smpcall.ReasonRemoteHangup, r, "the caller told the callee")
 				require.Contains(t, h.wire.events(), "alice>bob x.call.end")
-				require.Less(t, heapNow(), heap+16<<20, "memory stays bounded")
+				require.Less(t, liveHeap(), heap+16<<20, "memory stays bounded")
 			})
 		})
 	}
@@ -271,13 +270,6 @@ func keepFirstMLine(sdp string) string {
 		return sdp
 	}
 	return sdp[:first+2+second+2]
-}
-
-func heapNow() uint64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }
 
 // --- raw x.call.* messages ------------------------------------------------
@@ -371,7 +363,7 @@ func TestHostilePeerBadKeys(t *testing.T) {
 // bounded, memory stays bounded, and the call keeps its media.
 func TestHostilePeerExtraFlood(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		logs := &logCapture{}
+		logs := &syncBuffer{}
 		lp := startPair(t, pairOptions{media: smpcall.MediaAudio, noWire: true, mod: func(side netsim.Side, c *smpcall.Config) {
 			if side == netsim.A {
 				c.Logger = logs.logger()
@@ -389,7 +381,7 @@ func TestHostilePeerExtraFlood(t *testing.T) {
 			require.NoError(t, err)
 			return s
 		}
-		heap := heapNow()
+		heap := liveHeap()
 		// A burst: 20,000 messages at once, one candidate each.
 		const burst = 20_000
 		for i := range burst {
@@ -409,10 +401,10 @@ func TestHostilePeerExtraFlood(t *testing.T) {
 		require.Greater(t, lp.aGot.count(), before+100, "media keeps flowing")
 		require.Contains(t, logs.String(), "too many signaling events for one call; dropped", "the burst was dropped, not queued")
 		n := smpcall.RemoteCandidates(lp.alice)
-		t.Logf("remote candidates in pion after %d offered: %d; heap %d KB → %d KB", burst+50_000, n, heap>>10, heapNow()>>10)
+		t.Logf("remote candidates in pion after %d offered: %d; heap %d KB → %d KB", burst+50_000, n, heap>>10, liveHeap()>>10)
 		require.LessOrEqual(t, n, smpcall.MaxRemoteCandidates, "the candidates handed to pion are bounded")
 		require.Equal(t, 1, strings.Count(logs.String(), "too many remote candidates"), "said once")
-		require.Less(t, heapNow(), heap+4<<20, "memory stays bounded")
+		require.Less(t, liveHeap(), heap+4<<20, "memory stays bounded")
 		require.NoError(t, lp.alice.End(ctx))
 		<-lp.bob.Done()
 	})
