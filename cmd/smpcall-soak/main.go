@@ -42,6 +42,7 @@ import (
 	"github.com/smpcall/smpcall"
 	"github.com/smpcall/smpcall/audio"
 	"github.com/smpcall/smpcall/internal/netsim"
+	"github.com/smpcall/smpcall/internal/pace"
 	"github.com/smpcall/smpcall/smp"
 	"github.com/smpcall/smpcall/video"
 )
@@ -144,8 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		s.Problems = append(s.Problems, err.Error())
 	}
 	s.After = settle(s.Before)
-	s.Returned = s.After.Goroutines <= s.Before.Goroutines && s.After.HeapBytes <= s.Before.HeapBytes+4<<20 &&
-		(s.Before.OpenFiles < 0 || s.After.OpenFiles <= s.Before.OpenFiles)
+	s.Returned = back(s.Before, s.After) && s.After.HeapBytes <= s.Before.HeapBytes+4<<20
 	s.SetupMs = percentiles(setups)
 	if !s.Returned {
 		s.Problems = append(s.Problems, fmt.Sprintf("resources did not return to the baseline: before %+v, after %+v", s.Before, s.After))
@@ -188,20 +188,20 @@ func (c *counters) fail(reason string) {
 	c.mu.Unlock()
 }
 
-func soak(ctx context.Context, o options, s *Summary, stdout io.Writer) ([]time.Duration, error) {
+func soak(ctx context.Context, o options, s *Summary, stdout io.Writer) (setups []time.Duration, err error) {
 	net := smp.NewNetwork(&smp.NetworkConfig{Seed: uint64(o.seed)})
 	tb := &cleanups{}
-	defer tb.run()
 	lanes := make([]*lane, o.calls)
-	var closeErr error
+	// What closing reports is part of the result (named results: a
+	// deferred assignment to a local would be lost).
 	defer func() {
 		for _, l := range lanes {
 			if l == nil {
 				continue
 			}
-			closeErr = errors.Join(closeErr, l.caller.Close(), l.callee.Close())
+			err = errors.Join(err, l.caller.Close(), l.callee.Close())
 		}
-		closeErr = errors.Join(closeErr, net.Close())
+		err = errors.Join(err, net.Close(), tb.run())
 	}()
 	for i := range lanes {
 		a, b := fmt.Sprintf("caller%d", i), fmt.Sprintf("callee%d", i)
@@ -282,7 +282,7 @@ func soak(ctx context.Context, o options, s *Summary, stdout io.Writer) ([]time.
 	}
 	s.FramesReceived = c.frames.Load()
 	s.DecryptFailed = c.failed.Load()
-	return c.setups, closeErr
+	return c.setups, nil
 }
 
 // once runs one call of a lane: place, accept, connect, media, hang up.
@@ -426,9 +426,8 @@ func (c *cleanups) Errorf(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Sprintf(format, args...))
 }
 
-func (c *cleanups) Helper() {}
-
-func (c *cleanups) run() {
+// run runs the cleanups, last first, and returns the errors they reported.
+func (c *cleanups) run() error {
 	c.mu.Lock()
 	fns := c.fns
 	c.fns = nil
@@ -436,6 +435,13 @@ func (c *cleanups) run() {
 	for i := len(fns) - 1; i >= 0; i-- {
 		fns[i]()
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, e := range c.errs {
+		errs = append(errs, errors.New(e))
+	}
+	return errors.Join(errs...)
 }
 
 // measure reads the process's resources after two GCs (the second one
@@ -452,13 +458,19 @@ func measure() Resources {
 	return r
 }
 
+// back reports whether the goroutines and open files in r are at most
+// base's (files unknown: not counted).
+func back(base, r Resources) bool {
+	return r.Goroutines <= base.Goroutines && (base.OpenFiles < 0 || r.OpenFiles <= base.OpenFiles)
+}
+
 // settle measures until the resources are back at the baseline, or 10 s
 // passed: goroutines of closed peer connections exit shortly after Close.
 func settle(base Resources) Resources {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		r := measure()
-		if (r.Goroutines <= base.Goroutines && (base.OpenFiles < 0 || r.OpenFiles <= base.OpenFiles)) || time.Now().After(deadline) {
+		if back(base, r) || time.Now().After(deadline) {
 			return r
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -482,7 +494,7 @@ func percentiles(ds []time.Duration) Percentiles {
 type synthAudio struct{ n uint16 }
 
 func (s *synthAudio) ReadFrame(ctx context.Context) (audio.Frame, error) {
-	if err := sleep(ctx, 20*time.Millisecond); err != nil {
+	if err := pace.Until(ctx, time.Now().Add(20*time.Millisecond), nil, nil); err != nil {
 		return audio.Frame{}, err
 	}
 	s.n++
@@ -499,7 +511,7 @@ type synthVideo struct {
 }
 
 func (s *synthVideo) ReadFrame(ctx context.Context) (video.Frame, error) {
-	if err := sleep(ctx, 33*time.Millisecond); err != nil {
+	if err := pace.Until(ctx, time.Now().Add(33*time.Millisecond), nil, nil); err != nil {
 		return video.Frame{}, err
 	}
 	f := make([]byte, 1200)
@@ -514,14 +526,3 @@ func (s *synthVideo) ReadFrame(ctx context.Context) (video.Frame, error) {
 
 // RequestKeyFrame makes the next frame a key frame (video.KeyFrameRequester).
 func (s *synthVideo) RequestKeyFrame() { s.key.Store(true) }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
