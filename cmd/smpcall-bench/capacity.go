@@ -329,8 +329,9 @@ func capacity(ctx context.Context, o *capacityOptions, stderr io.Writer) (*summa
 	if o.video {
 		sum.Settings.Media = "video"
 	}
-	failed := map[string]bool{} // kinds whose ramp has stopped
-	broke := map[string]bool{}  // kinds that failed a step
+	// failed: kinds that failed a round. A ramp stops measuring them;
+	// explicit counts (-calls) go on, but no longer raise MaxCalls.
+	failed := map[string]bool{}
 	check := "pass"
 	for _, n := range o.calls {
 		// Each kind's rounds alternate with the other's, so that both see
@@ -338,7 +339,7 @@ func capacity(ctx context.Context, o *capacityOptions, stderr io.Writer) (*summa
 		rounds := map[string][]step{}
 		for range o.repeat {
 			for _, kind := range o.kinds {
-				if failed[kind] {
+				if failed[kind] && !o.explicit {
 					continue
 				}
 				if err := ctx.Err(); err != nil {
@@ -349,7 +350,7 @@ func capacity(ctx context.Context, o *capacityOptions, stderr io.Writer) (*summa
 					r.progress(st, "round")
 				}
 				rounds[kind] = append(rounds[kind], st)
-				if !st.Pass && !o.explicit {
+				if !st.Pass {
 					failed[kind] = true
 				}
 			}
@@ -363,18 +364,15 @@ func capacity(ctx context.Context, o *capacityOptions, stderr io.Writer) (*summa
 			r.progress(st, "")
 			// The highest count sustained: a pass after a failed step
 			// (possible with -calls) does not raise it.
-			if st.Pass && !broke[kind] {
+			if st.Pass && !failed[kind] {
 				sum.MaxCalls[kind] = n
-			}
-			if !st.Pass {
-				broke[kind] = true
 			}
 			if o.check && check == "pass" && (st.Connected < n || st.Delivery < o.minDelivery) {
 				check = fmt.Sprintf("%s at %d calls: %d connected, delivery %.4f%% (%d of %d frames)",
 					kind, n, st.Connected, 100*st.Delivery, st.Received, st.Sent)
 			}
 		}
-		if len(failed) == len(o.kinds) {
+		if len(failed) == len(o.kinds) && !o.explicit {
 			break
 		}
 	}

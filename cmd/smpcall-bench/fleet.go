@@ -76,9 +76,6 @@ func (f *rawFleet) prepare(_ context.Context, n int) error {
 }
 
 // connect sets up pair i the way the SDK's calls go: the far leg (the
-// callee, which accepted) offers, the near one (the bot) answers, so the
-// measured leg has the same DTLS and ICE roles as the SDK's.
-// connect sets up pair i the way the SDK's calls go: the far leg (the
 // callee, which accepted) offers and the near one (the bot) answers, so
 // the measured leg has the SDK bot's ICE and DTLS roles.
 func (f *rawFleet) connect(ctx context.Context, i int) error {
