@@ -112,12 +112,10 @@ type Call struct {
 	// results; stop requests have their own way in (stopC), below.
 	inSig  *queue.Inbox[Event]
 	inCtrl *queue.Inbox[any]
-	// stopC wakes the loop for the first stop request, kept in stopReq
-	// (under stopMu). Not in inCtrl: a full control queue must not lose
-	// a hang-up.
+	// stopC wakes the loop for the first stop request, kept in stopReq.
+	// Not in inCtrl: a full control queue must not lose a hang-up.
 	stopC   chan struct{}
-	stopMu  sync.Mutex
-	stopReq *stopMsg
+	stopReq atomic.Pointer[stopMsg]
 	// Ways out.
 	out    *outbox
 	events *queue.Out[Event]
@@ -330,11 +328,7 @@ func (c *Call) End(ctx context.Context) error {
 // stop asks the loop to end the call; the first request's reason wins.
 // It never blocks and is never dropped.
 func (c *Call) stop(reason EndReason, err error) {
-	c.stopMu.Lock()
-	if c.stopReq == nil {
-		c.stopReq = &stopMsg{reason: reason, err: err}
-	}
-	c.stopMu.Unlock()
+	c.stopReq.CompareAndSwap(nil, &stopMsg{reason: reason, err: err})
 	select {
 	case c.stopC <- struct{}{}:
 	default: // already signalled
@@ -395,9 +389,7 @@ func (c *Call) run() {
 			}
 			clear(ctrls)
 		case <-c.stopC:
-			c.stopMu.Lock()
-			m := *c.stopReq
-			c.stopMu.Unlock()
+			m := c.stopReq.Load()
 			c.terminate(m.reason, m.err)
 		case <-c.inSig.Ready():
 			sigs = c.inSig.Take(sigs[:0])

@@ -356,30 +356,19 @@ func (c *Client) close() error {
 	}
 	c.mu.Unlock()
 
-	var deadline <-chan time.Time
-	if c.cfg.CloseTimeout > 0 {
-		t := time.NewTimer(c.cfg.CloseTimeout)
-		defer t.Stop()
-		deadline = t.C
-	}
 	for _, k := range calls {
 		k.stop(ReasonClientClosed, nil)
 	}
 	for _, e := range toEnd {
 		c.endInBackground(e, ReasonClientClosed)
 	}
-	if !c.waitIdle(deadline) {
+	if !c.waitIdle(c.cfg.CloseTimeout) {
 		// Interrupt their signaling; a transport that honours contexts
 		// returns at once. One that does not is closed below, which must
 		// end its commands.
 		c.log.Warn("smpcall: close: calls did not end in time; giving up on their signaling")
 		c.lifeStop()
-		if c.cfg.CloseTimeout > 0 {
-			t := time.NewTimer(c.cfg.CloseTimeout)
-			defer t.Stop()
-			deadline = t.C
-		}
-		if !c.waitIdle(deadline) {
+		if !c.waitIdle(c.cfg.CloseTimeout) {
 			c.log.Error("smpcall: close: the transport ignores cancelled commands; closing it under them")
 		}
 	}
@@ -468,9 +457,15 @@ func runBounded(f func(), d time.Duration) bool {
 	}
 }
 
-// waitIdle waits until no spawned goroutine runs, or until deadline fires
-// (nil: no deadline); it reports whether they all finished.
-func (c *Client) waitIdle(deadline <-chan time.Time) bool {
+// waitIdle waits until no spawned goroutine runs, or for bound (0: no
+// bound); it reports whether they all finished.
+func (c *Client) waitIdle(bound time.Duration) bool {
+	var deadline <-chan time.Time // nil: no bound
+	if bound > 0 {
+		t := time.NewTimer(bound)
+		defer t.Stop()
+		deadline = t.C
+	}
 	for {
 		c.mu.Lock()
 		idle := c.idle
