@@ -3,6 +3,7 @@ package smpcall_test
 // Helpers of the fault, hostile-peer and security suites.
 
 import (
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -30,6 +31,12 @@ type pairOptions struct {
 	noMedia bool
 	// noWire: do not keep the messages that cross (floods).
 	noWire bool
+	// sim is the network to call over (default: a new one of profile).
+	sim *netsim.Net
+	// alice and bob are the calls' options (default: endless sources,
+	// unless noMedia, and sinks into the pair's arrivals); with them the
+	// pair returns as soon as both sides are connected.
+	alice, bob *smpcall.CallOptions
 }
 
 // livePair is a connected call between two SDK Clients whose signaling
@@ -99,15 +106,19 @@ func startPair(t *testing.T, o pairOptions) *livePair {
 	if o.media == "" {
 		o.media = smpcall.MediaVideo
 	}
-	sim, err := netsim.New(t, o.profile, 11)
-	require.NoError(t, err)
-	lp := &livePair{sim: sim, wire: &rawWire{}}
-	trace := lp.wire.trace
-	if o.noWire {
-		trace = nil
+	sim := o.sim
+	if sim == nil {
+		var err error
+		sim, err = netsim.New(t, o.profile, 11)
+		require.NoError(t, err)
 	}
-	lp.net = smp.NewNetwork(&smp.NetworkConfig{Trace: trace})
-	t.Cleanup(func() { require.NoError(t, lp.net.Close()) })
+	lp := &livePair{sim: sim, wire: &rawWire{}}
+	w := lp.wire
+	if o.noWire {
+		w = nil
+	}
+	lp.net = newLoopback(t, w)
+	var err error
 	for i, name := range sideNames {
 		lp.cores[i], err = lp.net.AddUser(name, nil)
 		require.NoError(t, err)
@@ -142,19 +153,26 @@ func startPair(t *testing.T, o pairOptions) *livePair {
 		}
 		return co
 	}
-	lp.alice, err = lp.clients[0].PlaceCall(ctx, lp.peer[0], opts(&lp.aGot, 'a'))
+	aliceOpts, bobOpts := o.alice, o.bob
+	if aliceOpts == nil {
+		aliceOpts, bobOpts = opts(&lp.aGot, 'a'), opts(&lp.bGot, 'b')
+	}
+	aliceOpts.Media = o.media
+	lp.alice, err = lp.clients[0].PlaceCall(ctx, lp.peer[0], aliceOpts)
 	require.NoError(t, err)
 	lp.aEvents = record(lp.alice)
 	inv, err := lp.clients[1].NextInvitation(ctxWithin(t, time.Minute))
 	require.NoError(t, err)
-	lp.bob, err = lp.clients[1].AcceptCall(ctx, inv.Contact.ContactID, opts(&lp.bGot, 'b'))
+	lp.bob, err = lp.clients[1].AcceptCall(ctx, inv.Contact.ContactID, bobOpts)
 	require.NoError(t, err)
 	lp.bEvents = record(lp.bob)
 	for _, k := range []*smpcall.Call{lp.alice, lp.bob} {
 		_, err := k.WaitConnected(ctxWithin(t, time.Minute))
-		require.NoError(t, err)
+		require.NoError(t, err, fmt.Sprint(k.Reason()))
 	}
-	time.Sleep(time.Second) // media flowing
+	if o.alice == nil {
+		time.Sleep(time.Second) // media flowing
+	}
 	return lp
 }
 

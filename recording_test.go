@@ -2,7 +2,6 @@ package smpcall_test
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,8 +57,10 @@ func TestRecordingAfterLossDecodesCleanly(t *testing.T) {
 			mu.Unlock()
 			return nil
 		})
-		lp := startPairOn(t, sim, smpcall.MediaVideo, &smpcall.CallOptions{Media: smpcall.MediaVideo, Sources: smpcall.Sources{Camera: src}},
-			&smpcall.CallOptions{Sinks: smpcall.Sinks{Camera: sink}})
+		lp := startPair(t, pairOptions{sim: sim, media: smpcall.MediaVideo,
+			mod:   func(_ netsim.Side, c *smpcall.Config) { c.ICEServers = []smpcall.ICEServer{} }, // host candidates only
+			alice: &smpcall.CallOptions{Sources: smpcall.Sources{Camera: src}},
+			bob:   &smpcall.CallOptions{Sinks: smpcall.Sinks{Camera: sink}}})
 		// Cuts of 10 s: longer than the sender keeps packets for resending
 		// (256 packets, about 8 s of this clip), so whole frames are lost
 		// for good; shorter outages are repaired by NACK.
@@ -123,38 +124,4 @@ func TestRecordingAfterLossDecodesCleanly(t *testing.T) {
 	t.Logf("%d frames recorded, %d given up by the receiver, %d PLIs, %d resumptions at a key frame; vpxdec decoded every picture as in the lossless file",
 		len(received), lost, plis, gaps)
 	require.Positive(t, gaps)
-}
-
-// startPairOn connects a call from alice to bob over sim with the given
-// options (no other sources or sinks).
-func startPairOn(t *testing.T, sim *netsim.Net, media smpcall.CallMediaType, aliceOpts, bobOpts *smpcall.CallOptions) *livePair {
-	t.Helper()
-	lp := &livePair{sim: sim, wire: &rawWire{}}
-	lp.net = newLoopback(t, lp.wire)
-	var err error
-	for i, name := range sideNames {
-		lp.cores[i], err = lp.net.AddUser(name, nil)
-		require.NoError(t, err)
-	}
-	lp.peer[0], lp.peer[1], err = lp.net.Connect("alice", "bob")
-	require.NoError(t, err)
-	for i := range lp.clients {
-		side := netsim.Side(i)
-		lp.clients[i], err = smpcall.NewClient(lp.cores[i], &smpcall.Config{SettingEngine: sim.SettingEngine(side), ICEServers: []smpcall.ICEServer{}})
-		require.NoError(t, err)
-		c := lp.clients[i]
-		t.Cleanup(func() { require.NoError(t, c.Close()) })
-	}
-	aliceOpts.Media = media
-	lp.alice, err = lp.clients[0].PlaceCall(ctx, lp.peer[0], aliceOpts)
-	require.NoError(t, err)
-	inv, err := lp.clients[1].NextInvitation(ctxWithin(t, time.Minute))
-	require.NoError(t, err)
-	lp.bob, err = lp.clients[1].AcceptCall(ctx, inv.Contact.ContactID, bobOpts)
-	require.NoError(t, err)
-	for _, k := range []*smpcall.Call{lp.alice, lp.bob} {
-		_, err := k.WaitConnected(ctxWithin(t, time.Minute))
-		require.NoError(t, err, fmt.Sprint(k.Reason()))
-	}
-	return lp
 }
